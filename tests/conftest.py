@@ -1,0 +1,120 @@
+"""Shared fixtures: every test gets its own LEASEORA_HOME, database and a clean Redis.
+
+With `TEST_DATABASE_URL` (PostgreSQL) each test gets a private schema in that database; without
+it, a SQLite file under the test's home. With `TEST_REDIS_URL` tests use that Redis (flushed per
+test); without it, one embedded redis-server for the session.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import redis
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from insights.config import Settings
+from insights.services.redis_server import EmbeddedRedis
+from insights.storage.session import make_engine, make_session_factory, migrate
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("LEASEORA_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The read-only real data sets (../shared/data)."""
+    if not SHARED_DATA.exists():
+        pytest.fail(f"shared data not found at {SHARED_DATA}; set LEASEORA_SHARED_DATA")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Redis: the machine's (TEST_REDIS_URL) or an embedded server for this session."""
+    configured = os.environ.get("TEST_REDIS_URL")
+    if configured:
+        yield configured
+        return
+    embedded = EmbeddedRedis(tmp_path_factory.mktemp("redis") / "var" / "redis")
+    yield embedded.ensure()
+    embedded.stop()
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    """A client on a flushed Redis database."""
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+def _postgres_url_with_schema(base: str, schema: str) -> str:
+    url = base
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            url = "postgresql+psycopg://" + url[len(prefix):]
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options={quote(f'-csearch_path={schema}')}"
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    """A private, empty database: a PostgreSQL schema (TEST_DATABASE_URL) or a SQLite file."""
+    configured = os.environ.get("TEST_DATABASE_URL")
+    if not configured:
+        yield f"sqlite:///{tmp_path / 'var' / 'leaseora.db'}"
+        return
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(_postgres_url_with_schema(configured, "public"))
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield _postgres_url_with_schema(configured, schema)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, redis_url: str, redis_client: redis.Redis) -> Settings:
+    """Settings for a private home, database and (flushed) Redis."""
+    home = tmp_path
+    value = Settings(
+        LEASEORA_HOME=str(home),
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        LEASEORA_SECRET_KEY="test-secret-not-for-production",
+    )
+    value.ensure_dirs()
+    return value
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    """A migrated engine on the test's database."""
+    value = make_engine(settings.sqlalchemy_url)
+    migrate(value)
+    yield value
+    value.dispose()
+
+
+@pytest.fixture
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Session factory on the test's database."""
+    return make_session_factory(engine)
+
+
+@pytest.fixture
+def session(session_factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One session, closed after the test."""
+    with session_factory() as value:
+        yield value
