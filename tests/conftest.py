@@ -118,3 +118,25 @@ def session(session_factory: sessionmaker[Session]) -> Iterator[Session]:
     """One session, closed after the test."""
     with session_factory() as value:
         yield value
+
+
+@pytest.fixture
+def runtime(settings: Settings, engine: Engine, session_factory: sessionmaker[Session], redis_url: str) -> Iterator["Runtime"]:
+    """A process runtime on the test's database and Redis (the test owns the connections)."""
+    from insights.runtime import Runtime
+
+    value = Runtime(settings=settings, engine=engine, session_factory=session_factory, redis_url=redis_url)
+    yield value
+    if value._redis is not None:
+        value._redis.close()
+
+
+@pytest.fixture
+def client(runtime: "Runtime") -> Iterator["TestClient"]:
+    """Real HTTP through the app (in-process ASGI transport) on the test's runtime."""
+    from fastapi.testclient import TestClient
+
+    from insights.api.app import create_app
+
+    with TestClient(create_app(runtime.settings, runtime=runtime), raise_server_exceptions=False) as value:
+        yield value

@@ -1,0 +1,43 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from insights import __version__
+from insights.api.errors import install_error_handlers
+from insights.api.routes import health
+from insights.config import Settings, get_settings
+from insights.runtime import Runtime
+
+
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
+    """Build the app. With `runtime` given (tests, `leaseora up`) the caller owns the connections."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = runtime is None
+        app.state.runtime = runtime or Runtime.open(settings or get_settings())
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.runtime.close()
+
+    app = FastAPI(
+        title="Leaseora insights API",
+        version=__version__,
+        description="Rent and occupancy predictions, market insights and natural-language queries.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """Uvicorn factory (`uvicorn --factory insights.api.app:app_from_environment`)."""
+    return create_app(get_settings())

@@ -1,0 +1,46 @@
+"""Health of one process's backing services and models."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from insights.runtime import Runtime
+from insights.storage.session import ping
+
+
+def _timed(check: Any) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        check()
+    except Exception as exc:  # health reports every failure, whatever its type
+        return {"status": "down", "error": f"{type(exc).__name__}: {exc}"[:300]}
+    return {"status": "up", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+
+
+def model_status(runtime: Runtime) -> dict[str, Any]:
+    """The champion of each model, or 'missing' before the first training."""
+    from insights.ml import registry
+
+    models: dict[str, Any] = {}
+    for name in ("rent", "occupancy"):
+        version = registry.champion_version(runtime.settings.models_dir, name)
+        models[name] = {"status": "ready" if version else "missing", "champion": version}
+    return models
+
+
+def check_health(runtime: Runtime) -> dict[str, Any]:
+    """`status` is `ok`, `degraded` (no model yet) or `down` (Redis or the database unreachable)."""
+    redis_state = _timed(runtime.redis.ping)
+    database_state = _timed(lambda: ping(runtime.engine))
+    try:
+        models = model_status(runtime)
+    except ImportError:  # registry not installed in this build
+        models = {}
+    if "down" in (redis_state["status"], database_state["status"]):
+        status = "down"
+    elif not models or any(m["status"] != "ready" for m in models.values()):
+        status = "degraded"
+    else:
+        status = "ok"
+    return {"status": status, "redis": redis_state, "database": database_state, "models": models}
