@@ -67,8 +67,10 @@ def test_demo_defaults_are_demo_sized(demo: DemoData) -> None:
     assert len(demo.properties) == 4_000
     assert 20_000 <= len(demo.listings) <= 40_000
     assert demo.truth["counts"]["listings"] == len(demo.listings)
-    assert set(demo.properties["property_id"]) <= set(demo.listings["property_id"]) | set(
-        demo.properties["property_id"])
+    # Listings come from the portfolio (P...) and from comparable market units (M...).
+    in_portfolio = demo.listings["property_id"].isin(demo.properties["property_id"])
+    assert 0.2 < in_portfolio.mean() < 0.5
+    assert demo.listings.loc[~in_portfolio, "property_id"].str.startswith("M").all()
     assert {"Berlin", "Munich", "Hamburg", "Warsaw", "Kraków", "New York"} <= set(demo.listings["city"])
     listed = demo.listings["listed_at"]
     assert listed.max() <= pd.Timestamp(demo.truth["end"]) and listed.min() >= pd.Timestamp(demo.truth["start"])
@@ -110,8 +112,9 @@ def _log_rent_regression(listings: pd.DataFrame) -> pd.Series:
         "t": listings["property_type"],
     })
     design = pd.get_dummies(labels).astype(float)
-    # Drop one district and one type level: city x month dummies already span the constant.
-    design = design.drop(columns=[design.filter(like="d_").columns[0], "t_apartment"])
+    # City x month dummies already span each city's level: drop one district per city and a type.
+    first_districts = ["d_" + name for name in labels.groupby(listings["city"])["d"].first()]
+    design = design.drop(columns=[*first_districts, "t_apartment"])
     design["log_size"] = np.log(listings["size_sqm"])
     design["new_build"] = (listings["year_built"] >= 2015).astype(float)
     for name in AMENITY_PREMIA:
@@ -132,7 +135,7 @@ def _annual_log_trend(values: pd.Series, truth: dict) -> float:
 def test_regression_recovers_size_elasticity_premia_and_growth(three_cities: DemoData) -> None:
     truth, listings = three_cities.truth, three_cities.listings
     coef = _log_rent_regression(listings)
-    assert coef["log_size"] == pytest.approx(truth["size_elasticity"], abs=0.03)
+    assert coef["log_size"] == pytest.approx(truth["size_elasticity"], abs=0.02)
     assert coef["furnished"] == pytest.approx(truth["amenity_premia"]["furnished"], abs=0.015)
     assert coef["new_build"] == pytest.approx(truth["new_build"]["premium"], abs=0.015)
     assert truth["cities"]["Berlin"]["annual_growth"] == 0.06
@@ -141,7 +144,7 @@ def test_regression_recovers_size_elasticity_premia_and_growth(three_cities: Dem
         levels = coef.filter(like=f"cm_{city}|")
         levels.index = [label.split("|")[1] for label in levels.index]
         estimated = _annual_log_trend(levels, truth)
-        assert estimated == pytest.approx(np.log1p(truth["cities"][city]["annual_growth"]), abs=0.015), city
+        assert estimated == pytest.approx(np.log1p(truth["cities"][city]["annual_growth"]), abs=0.01), city
 
 
 def test_listing_mix_shifts_so_naive_medians_overstate_growth(three_cities: DemoData) -> None:
