@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from insights.data.load import load_canonical
 from insights.data.schema import CALENDAR_COLUMNS, LEASE_COLUMNS, LISTING_COLUMNS, PROPERTY_COLUMNS
 from pipelines.demo_data import (
     AMENITY_PREMIA,
@@ -298,6 +299,10 @@ def test_write_demo_data_round_trips(tmp_path: Path) -> None:
         pd.testing.assert_frame_equal(_frames(loaded)[name], frame, check_exact=False, rtol=1e-12)
     assert json.loads(paths["truth"].read_text(encoding="utf-8")) == expected.truth
     assert list(pd.read_csv(paths["listings"]).columns) == list(LISTING_COLUMNS)
+    # The project's own ingest reads every file without a reject.
+    for kind in FRAMES:
+        clean, rejects = load_canonical(paths[kind], kind=kind)
+        assert len(rejects) == 0 and len(clean) == len(_frames(expected)[kind]), kind
     # Writing again without a calendar removes the stale one.
     again = write_demo_data(tmp_path / "demo", seed=5, n_properties=200, include_calendar=False)
     assert "calendar" not in again and not (tmp_path / "demo" / "calendar.csv").exists()
