@@ -1,0 +1,193 @@
+"""Optimal asking rent: the rent that maximises expected yearly revenue under the occupancy model.
+
+Expected yearly revenue at asking rent r is r x expected_occupancy(r) x periods_per_year (12 for
+monthly rents; 365 for nightly prices, whose occupancy is the calendar PROXY — see
+`insights.ml.occupancy`). The search runs over a grid of asking/market ratios (0.70 .. 1.40 by
+default), then a finer grid around the best point; every unit of a batch is priced in a few
+vectorised `predict` calls. The occupancy model only ever sees the ratio to the market rent the caller
+passes, so the optimal rent scales with the market rent.
+
+The optimum is only as good as the price response behind it. When it sits on the grid's edge
+(`at_grid_edge`), revenue was still rising (or falling) at the boundary: the honest answer is "at
+least/at most this", not a precise optimum.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from insights.errors import InvalidInput
+
+#: Asking/market ratios searched by default.
+DEFAULT_RATIOS: np.ndarray = np.round(np.linspace(0.70, 1.40, 71), 4)
+
+#: Relative move around the optimum whose revenue effect is reported.
+SENSITIVITY_STEP = 0.05
+
+#: Rows per `predict` call: bounds memory when thousands of units are priced at once.
+CHUNK_ROWS = 400_000
+
+
+class OccupancyPredictor(Protocol):
+    """Anything that maps units at an asking rent to `let_probability_30d` and `expected_occupancy`.
+
+    `OccupancyModel` and the registry's loaded models both qualify.
+    """
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame: ...
+
+
+@dataclass(frozen=True)
+class PricingResult:
+    """Per-unit pricing (`units`, indexed like the input) and, on request, the long revenue `curves`."""
+
+    units: pd.DataFrame
+    curves: pd.DataFrame | None = None
+
+    def curve(self, unit: Hashable) -> list[dict[str, float]]:
+        """The revenue curve of one unit (by input index): points with ratio, rent, occupancy, revenue."""
+        if self.curves is None:
+            raise InvalidInput("curves were not computed: call price_units(..., with_curves=True)")
+        points = self.curves[self.curves["unit"] == unit].drop(columns="unit")
+        return [{k: float(v) for k, v in row.items()} for row in points.to_dict("records")]
+
+
+def price_units(
+    model: OccupancyPredictor,
+    units: pd.DataFrame,
+    *,
+    ratios: Sequence[float] | np.ndarray = DEFAULT_RATIOS,
+    periods_per_year: int = 12,
+    with_curves: bool = False,
+) -> PricingResult:
+    """Optimal asking rent, and occupancy at the current rent, for every unit of a batch.
+
+    `units` carries the property features, `market_rent` (e.g. the rent model's estimate), `month` or
+    `date`, and optionally `asking_rent` (the rent asked today; the market rent where missing).
+    Columns of `PricingResult.units`: `market_rent`, `asking_rent`, `expected_occupancy`,
+    `let_probability_30d`, `expected_revenue` (all at the asking rent), `optimal_rent`,
+    `optimal_ratio`, `optimal_occupancy`, `optimal_let_probability_30d`, `optimal_revenue`,
+    `revenue_change_up_5pct` / `revenue_change_down_5pct` (relative change of revenue when asking 5%
+    above / below the optimal rent), `at_grid_edge` and `basis` (what "occupancy" means).
+    """
+    grid = _validated_ratios(ratios)
+    if "market_rent" not in units.columns:
+        raise InvalidInput("units need a market_rent column (the rent model's estimate)")
+    base = units.reset_index(drop=True)
+    market = pd.to_numeric(base["market_rent"], errors="coerce").to_numpy(dtype=float)
+    asking = _current_asking(base, market)
+
+    occupancy, let_p = _predict_at(model, base, grid[None, :] * market[:, None])
+    revenue = grid[None, :] * market[:, None] * occupancy * periods_per_year
+    best = revenue.argmax(axis=1)
+    best_ratio = _refine(model, base, market, grid, best, periods_per_year)
+    optimal = best_ratio * market
+
+    now = _predict_at(model, base, asking[:, None])
+    at_opt = _predict_at(model, base, optimal[:, None])
+    around = _predict_at(model, base, np.c_[optimal * (1 + SENSITIVITY_STEP), optimal * (1 - SENSITIVITY_STEP)])
+    optimal_revenue = optimal * at_opt[0][:, 0] * periods_per_year
+    up = optimal * (1 + SENSITIVITY_STEP) * around[0][:, 0] * periods_per_year
+    down = optimal * (1 - SENSITIVITY_STEP) * around[0][:, 1] * periods_per_year
+
+    table = pd.DataFrame(
+        {
+            "market_rent": market,
+            "asking_rent": asking,
+            "expected_occupancy": now[0][:, 0],
+            "let_probability_30d": now[1][:, 0],
+            "expected_revenue": asking * now[0][:, 0] * periods_per_year,
+            "optimal_rent": optimal,
+            "optimal_ratio": best_ratio,
+            "optimal_occupancy": at_opt[0][:, 0],
+            "optimal_let_probability_30d": at_opt[1][:, 0],
+            "optimal_revenue": optimal_revenue,
+            "revenue_change_up_5pct": up / optimal_revenue - 1.0,
+            "revenue_change_down_5pct": down / optimal_revenue - 1.0,
+            "at_grid_edge": (best == 0) | (best == len(grid) - 1),
+            "basis": _basis(model),
+        }
+    ).set_axis(units.index)
+    curves = _curves(units.index, grid, market, occupancy, let_p, revenue) if with_curves else None
+    return PricingResult(units=table, curves=curves)
+
+
+def revenue_curve(
+    model: OccupancyPredictor,
+    unit: pd.Series | pd.DataFrame,
+    *,
+    ratios: Sequence[float] | np.ndarray = DEFAULT_RATIOS,
+    periods_per_year: int = 12,
+) -> list[dict[str, float]]:
+    """Points (ratio, rent, occupancy, let_probability_30d, revenue) of one unit's revenue curve."""
+    frame = unit.to_frame().T if isinstance(unit, pd.Series) else unit.head(1)
+    frame = frame.infer_objects()
+    result = price_units(model, frame, ratios=ratios, periods_per_year=periods_per_year, with_curves=True)
+    return result.curve(frame.index[0])
+
+
+def _validated_ratios(ratios: Sequence[float] | np.ndarray) -> np.ndarray:
+    grid = np.unique(np.asarray(ratios, dtype=float))
+    if len(grid) < 3 or not np.all(grid > 0):
+        raise InvalidInput("the ratio grid needs at least 3 positive values")
+    return grid
+
+
+def _current_asking(frame: pd.DataFrame, market: np.ndarray) -> np.ndarray:
+    if "asking_rent" not in frame.columns:
+        return market.copy()
+    asking = pd.to_numeric(frame["asking_rent"], errors="coerce").to_numpy(dtype=float)
+    return np.where(np.isfinite(asking) & (asking > 0), asking, market)
+
+
+def _predict_at(model: OccupancyPredictor, base: pd.DataFrame, rents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Occupancy and let probability, shape (units, k), with unit i asking rents[i, j] in column j."""
+    n, k = rents.shape
+    occupancy, let_p = np.empty(n * k), np.empty(n * k)
+    units_per_chunk = max(1, CHUNK_ROWS // k)
+    for start in range(0, n, units_per_chunk):
+        stop = min(n, start + units_per_chunk)
+        chunk = base.iloc[np.repeat(np.arange(start, stop), k)].reset_index(drop=True)
+        chunk["asking_rent"] = rents[start:stop].ravel()
+        predicted = model.predict(chunk)
+        occupancy[start * k : stop * k] = predicted["expected_occupancy"].to_numpy(dtype=float)
+        let_p[start * k : stop * k] = predicted["let_probability_30d"].to_numpy(dtype=float)
+    return occupancy.reshape(n, k), let_p.reshape(n, k)
+
+
+def _refine(
+    model: OccupancyPredictor, base: pd.DataFrame, market: np.ndarray, grid: np.ndarray, best: np.ndarray, periods: int
+) -> np.ndarray:
+    """Best ratio on a 21-point grid spanning the neighbours of each unit's coarse optimum."""
+    low = grid[np.maximum(best - 1, 0)]
+    high = grid[np.minimum(best + 1, len(grid) - 1)]
+    fine = low[:, None] + (high - low)[:, None] * np.linspace(0.0, 1.0, 21)[None, :]
+    occupancy, _ = _predict_at(model, base, fine * market[:, None])
+    revenue = fine * market[:, None] * occupancy * periods
+    return fine[np.arange(len(fine)), revenue.argmax(axis=1)]
+
+
+def _curves(
+    index: pd.Index, grid: np.ndarray, market: np.ndarray, occupancy: np.ndarray, let_p: np.ndarray, revenue: np.ndarray
+) -> pd.DataFrame:
+    n, k = occupancy.shape
+    return pd.DataFrame(
+        {
+            "unit": np.repeat(index.to_numpy(), k),
+            "ratio": np.tile(grid, n),
+            "rent": (grid[None, :] * market[:, None]).ravel(),
+            "occupancy": occupancy.ravel(),
+            "let_probability_30d": let_p.ravel(),
+            "revenue": revenue.ravel(),
+        }
+    )
+
+
+def _basis(model: OccupancyPredictor) -> str:
+    basis = getattr(model, "basis", None) or getattr(getattr(model, "model", None), "basis", None)
+    return str(basis) if basis else "unknown"
