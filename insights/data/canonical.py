@@ -273,17 +273,22 @@ def _parse_number_text(distinct: pd.Series) -> Parsed:
     numbers = pd.to_numeric(text.where(~missing), errors="coerce").astype("float64")
     need = numbers.isna() & ~missing
     if need.any():
+        # Plain floats parsed directly; the rest (and, in a column that writes decimal commas,
+        # dot-grouped values such as `1.200`) are read by the separator rules.
+        european = _writes_decimal_commas(text[~missing].tolist())
+        if european:
+            need |= text.str.fullmatch(r"\d{1,3}(\.\d{3})+").fillna(False).astype("bool")
         numbers = numbers.copy()
-        numbers[need] = _parse_decorated_numbers(text[need].tolist())
+        numbers[need] = [_number(_NUMBER.match(value), european) for value in text[need].tolist()]
     numbers = numbers.where(np.isfinite(numbers))
     return Parsed(numbers, numbers.isna() & ~missing)
 
 
-def _parse_decorated_numbers(values: list[str]) -> list[float]:
-    matches = [_NUMBER.match(value) for value in values]
+def _writes_decimal_commas(values: list[str]) -> bool:
+    """True when more values of a column are unambiguously `1.234,5`-style than `1,234.5`-style."""
+    matches = (_NUMBER.match(value) for value in values)
     cores = [_digits(match.group("num")) for match in matches if match]
-    european = sum(bool(_EU_EVIDENCE.match(c)) for c in cores) > sum(bool(_US_EVIDENCE.match(c)) for c in cores)
-    return [_number(match, european) for match in matches]
+    return sum(bool(_EU_EVIDENCE.match(c)) for c in cores) > sum(bool(_US_EVIDENCE.match(c)) for c in cores)
 
 
 def _digits(num: str) -> str:

@@ -171,7 +171,7 @@ def _parse_csv(path: Path, text: str, delimiter: str) -> tuple[pd.DataFrame, dic
             raise IngestError(f"{path.name}: not a readable CSV file ({exc})") from exc
     bad_lines = _bad_lines(caught)
     frame.columns = [str(column).strip() for column in frame.columns]
-    _check_header(path, frame)
+    frame = _check_header(path, frame)
     if frame.empty and not bad_lines:
         raise IngestError(f"{path.name}: the file has a header but no data rows")
     frame.index = pd.Index(_line_numbers(len(frame), bad_lines), name=SOURCE_ROW)
@@ -197,11 +197,16 @@ def _line_numbers(count: int, bad_lines: dict[int, str]) -> list[int]:
     return numbers
 
 
-def _check_header(path: Path, frame: pd.DataFrame) -> None:
-    names = list(frame.columns)
-    if any(not name or name.startswith("Unnamed:") for name in names) and len(names) > 1:
-        blank = [i + 1 for i, name in enumerate(names) if not name or name.startswith("Unnamed:")]
-        raise IngestError(f"{path.name}: the header has empty column names (positions {blank})")
-    duplicated = sorted({re.sub(r"\.\d+$", "", n) for n in names if re.search(r"\.\d+$", n) and re.sub(r"\.\d+$", "", n) in names})
+def _check_header(path: Path, frame: pd.DataFrame) -> pd.DataFrame:
+    """Drop empty unnamed columns (a trailing delimiter on every line); refuse other header defects."""
+    unnamed = [column for column in frame.columns if not column or column.startswith("Unnamed:")]
+    empty = [column for column in unnamed if not frame[column].str.strip().astype("bool").any()]
+    frame = frame.drop(columns=empty)
+    blank = [i + 1 for i, column in enumerate(frame.columns) if not column or column.startswith("Unnamed:")]
+    if blank:
+        raise IngestError(f"{path.name}: the header has empty column names (at positions {blank})")
+    stripped = [re.sub(r"\.\d+$", "", column) for column in frame.columns]
+    duplicated = sorted({base for base, column in zip(stripped, frame.columns, strict=True) if base != column and base in frame.columns})
     if duplicated:
-        raise IngestError(f"{path.name}: duplicated column names in the header: {duplicated}")
+        raise IngestError(f"{path.name}: duplicated column names in the header: {', '.join(duplicated)}")
+    return frame
