@@ -96,6 +96,108 @@ def up(host: HostOpt = defaults.API_HOST, port: PortOpt = defaults.API_PORT) -> 
         runtime.close()
 
 
+@app.command("demo-data")
+def demo_data(
+    out: Annotated[Path | None, typer.Option(help="Folder for the CSV files (default: LEASEORA_HOME/var/demo).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same data.")] = 7,
+    properties: Annotated[int, typer.Option(help="Properties in the managed portfolio.")] = 4000,
+) -> None:
+    """Generate a realistic demo portfolio (listings, leases, properties, calendar) with its true parameters."""
+    from pipelines.demo_data import write_demo_data
+
+    settings = get_settings()
+    folder = out or settings.var_dir / "demo"
+    paths = write_demo_data(folder, seed=seed, n_properties=properties)
+    for kind, path in paths.items():
+        console.print(f"{kind:>10}: {path}")
+
+
+@app.command()
+def cron(
+    schedule: Annotated[str | None, typer.Option(help="Cron string for the nightly run (default: LEASEORA_NIGHTLY_CRON or 0 2 * * *).")] = None,
+) -> None:
+    """Run RQ's cron scheduler: it enqueues the nightly chain on the pipeline queue, where workers run it."""
+    import logging
+
+    from rq.cron import CronScheduler
+
+    from insights.worker.tasks import requeue_stale_queries, run_nightly
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s cron %(levelname)s %(message)s")
+    settings = get_settings()
+    runtime = Runtime.open(settings)
+    try:
+        scheduler = CronScheduler(connection=runtime.redis, name=f"leaseora-{os.getpid()}")
+        scheduler.register(run_nightly, queue_name=defaults.PIPELINE_QUEUE, cron=schedule or settings.nightly_cron,
+                           job_timeout=defaults.NIGHTLY_JOB_TIMEOUT, name="nightly")
+        # Queries recorded while Redis was down are put back on the queue once it answers again.
+        scheduler.register(requeue_stale_queries, queue_name=defaults.QUERY_QUEUE, interval=60, job_timeout=60,
+                           name="requeue-stale-queries")
+        scheduler.start()
+    finally:
+        runtime.close()
+
+
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    account: Annotated[str, typer.Option(help="Account name (created when new).")],
+    plan: Annotated[str | None, typer.Option(help="standard, professional or enterprise (new accounts: standard).")] = None,
+    permission: Annotated[list[str] | None, typer.Option("--permission", help="ai:query, properties:read, properties:write, admin (repeatable; default all but admin).")] = None,
+) -> None:
+    """Create a key. The key is printed once and stored only as a hash: keep it."""
+    from insights.services.keys import create_key
+
+    runtime = Runtime.open(get_settings())
+    try:
+        with runtime.session_factory() as session:
+            created = create_key(session, secret=runtime.settings.resolved_secret(), account_name=account, plan=plan, permissions=permission)
+    finally:
+        runtime.close()
+    console.print(f"account {account} (plan {created.plan}), permissions {', '.join(created.permissions)}")
+    console.print("API key (shown once):")
+    print(created.key)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List keys: prefix, account, plan, permissions, created, revoked, last used (never the key)."""
+    from rich.table import Table
+
+    from insights.services.keys import format_key_table, list_keys
+
+    runtime = Runtime.open(get_settings())
+    try:
+        with runtime.session_factory() as session:
+            rows = format_key_table(list_keys(session))
+    finally:
+        runtime.close()
+    table = Table(*(rows[0].keys() if rows else ["prefix"]))
+    for row in rows:
+        table.add_row(*row.values())
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(prefix: Annotated[str, typer.Argument(help="The key's prefix, as `keys list` shows it.")]) -> None:
+    """Revoke a key: it stops authenticating at once."""
+    from insights.services.keys import revoke_key
+
+    runtime = Runtime.open(get_settings())
+    try:
+        with runtime.session_factory() as session:
+            found = revoke_key(session, prefix=prefix)
+    finally:
+        runtime.close()
+    if not found:
+        console.print(f"[red]no key with prefix {prefix}[/]")
+        raise typer.Exit(1)
+    console.print(f"revoked {prefix}")
+
+
 def main() -> None:
     """Entry point for `python -m insights.cli`."""
     app()

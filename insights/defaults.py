@@ -29,6 +29,9 @@ RESULT_TTL = 3600
 NIGHTLY_CRON = "0 2 * * *"
 """When the nightly chain runs (server-local time, cron syntax)."""
 
+NIGHTLY_JOB_TIMEOUT = 3 * 3600
+"""Seconds the nightly job may run on a worker before RQ stops it."""
+
 NIGHTLY_LOCK_TTL = 6 * 3600
 """Seconds the Redis lock against overlapping nightly runs lives if its holder dies."""
 

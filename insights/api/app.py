@@ -9,7 +9,8 @@ from fastapi import FastAPI
 
 from insights import __version__
 from insights.api.errors import install_error_handlers
-from insights.api.routes import health
+from insights.api.middleware import RateLimitHeaders
+from insights.api.routes import health, queries
 from insights.config import Settings, get_settings
 from insights.runtime import Runtime
 
@@ -34,7 +35,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(RateLimitHeaders)
     app.include_router(health.router)
+    app.include_router(queries.router)
     return app
 
 

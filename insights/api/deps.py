@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import redis
 from fastapi import Depends, Request
@@ -38,3 +38,44 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_db)]
 RedisDep = Annotated[redis.Redis, Depends(get_redis)]
+
+
+def _authenticate(request: Request, runtime: Runtime, session: Session) -> "Principal":
+    from insights.services import keys, ratelimit
+
+    principal = keys.authenticate(
+        session, secret=runtime.settings.resolved_secret(), authorization_header=request.headers.get("authorization")
+    )
+    try:
+        decision = ratelimit.check(runtime.redis, key_id=principal.key_prefix, plan=principal.plan)
+    except redis.RedisError as exc:
+        from insights.errors import ServiceUnavailable
+
+        raise ServiceUnavailable("rate limiter unavailable (Redis cannot be reached)") from exc
+    # The rate-limit middleware copies these onto the response, whatever it turns out to be.
+    request.scope.setdefault("state", {})["rate_limit_headers"] = decision.headers()
+    if not decision.allowed:
+        from insights.errors import RateLimited
+
+        raise RateLimited(
+            f"rate limit of {decision.limit} requests per minute exceeded; retry in {decision.retry_after} s",
+            retry_after=decision.retry_after,
+            details={"limit": decision.limit, "burst": decision.burst},
+        )
+    return principal
+
+
+def requires(permission: str):  # type: ignore[no-untyped-def]
+    """A dependency: the authenticated, rate-limited caller, who must hold `permission`."""
+    from insights.services.keys import Principal, require
+
+    def dependency(request: Request, runtime: RuntimeDep, session: SessionDep) -> Principal:
+        principal = _authenticate(request, runtime, session)
+        require(principal, permission)
+        return principal
+
+    return Depends(dependency)
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from insights.services.keys import Principal

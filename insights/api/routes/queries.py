@@ -1,0 +1,47 @@
+"""`POST /ai/query` (accepted at once, worked off by an RQ worker) and `GET /ai/query/{id}`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Response
+
+from insights.api.deps import RedisDep, SessionDep, requires
+from insights.api.schemas import ERROR_RESPONSES, ErrorResponse, QueryAccepted, QueryIn, QueryStatus
+from insights.services.keys import Principal
+from insights.services.webhooks import validate_webhook_url
+from insights.storage import queries_repo
+from insights.worker.enqueue import enqueue_query
+
+router = APIRouter(prefix="/ai", tags=["queries"])
+QueryCaller = Annotated[Principal, requires("ai:query")]
+
+
+@router.post(
+    "/query",
+    status_code=202,
+    response_model=QueryAccepted,
+    responses={**ERROR_RESPONSES, 503: {"model": ErrorResponse, "description": "Queue unavailable; retry later"}},
+    summary="Ask a question in natural language; the answer is computed asynchronously",
+)
+def post_query(body: QueryIn, caller: QueryCaller, session: SessionDep, redis: RedisDep, response: Response) -> QueryAccepted:
+    """Record the query, enqueue it, and answer 202 with where to find the result."""
+    webhook = validate_webhook_url(body.webhook_url) if body.webhook_url else None
+    record = queries_repo.create_query(session, account_id=caller.account_id, text=body.query, webhook_url=webhook)
+    enqueue_query(redis, session, query_id=record.id)
+    status_url = f"/ai/query/{record.id}"
+    response.headers["Location"] = status_url
+    return QueryAccepted(query_id=record.id, status_url=status_url)
+
+
+@router.get(
+    "/query/{query_id}",
+    response_model=QueryStatus,
+    response_model_exclude_none=True,
+    responses={**ERROR_RESPONSES, 404: {"model": ErrorResponse, "description": "No such query for this account"}},
+    summary="A query's status and, once completed, its answer",
+)
+def get_query(query_id: str, caller: QueryCaller, session: SessionDep) -> dict:
+    """`queued`, `processing`, `completed` (with the answer) or `failed` (with the reason)."""
+    record = queries_repo.get_query(session, query_id=query_id, account_id=caller.account_id)
+    return queries_repo.query_to_dict(record)

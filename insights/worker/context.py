@@ -1,0 +1,83 @@
+"""Per-process state of a worker: its runtime and the champion models, loaded once and swapped whole.
+
+A worker loads each champion once. Before every job it reads the registry's champion pointer (one
+small file); when a new version was promoted it loads the new model completely and only then swaps
+the reference, so a query is never answered by a half-loaded model and no restart is needed.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from insights.config import get_settings
+from insights.runtime import Runtime
+
+_lock = threading.Lock()
+_runtime: Runtime | None = None
+
+
+def set_runtime(runtime: Runtime | None) -> None:
+    """Install the runtime the tasks of this process use (the worker command and tests do this)."""
+    global _runtime
+    with _lock:
+        _runtime = runtime
+
+
+def current_runtime() -> Runtime:
+    """The installed runtime, or one opened from the environment on first use."""
+    global _runtime
+    with _lock:
+        if _runtime is None:
+            _runtime = Runtime.open(get_settings(), migrate_db=False)
+        return _runtime
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A champion model and the version it was loaded from."""
+
+    name: str
+    version: str
+    model: Any
+
+
+class ModelCache:
+    """The champion of each model name, reloaded when the registry's champion changes."""
+
+    def __init__(self, models_dir: Path) -> None:
+        self.models_dir = models_dir
+        self._models: dict[str, LoadedModel] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> LoadedModel | None:
+        """The current champion, or None when none is registered."""
+        from insights.ml import registry
+
+        version = registry.champion_version(self.models_dir, name)
+        if version is None:
+            return None
+        cached = self._models.get(name)
+        if cached is not None and cached.version == version:
+            return cached
+        with self._lock:
+            cached = self._models.get(name)
+            if cached is None or cached.version != version:
+                model = registry.load_version(self.models_dir, name, version)
+                cached = LoadedModel(name=name, version=version, model=model)
+                self._models[name] = cached  # one assignment: readers see the old or the new model, whole
+        return cached
+
+
+_caches: dict[Path, ModelCache] = {}
+
+
+def model_cache(models_dir: Path) -> ModelCache:
+    """The process's model cache for a registry folder."""
+    with _lock:
+        cache = _caches.get(models_dir)
+        if cache is None:
+            cache = _caches[models_dir] = ModelCache(models_dir)
+        return cache

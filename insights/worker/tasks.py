@@ -1,0 +1,104 @@
+"""RQ tasks. Thin: they take ids and primitives, open their own session, and call the services."""
+
+from __future__ import annotations
+
+import logging
+from types import TracebackType
+from typing import Any
+
+from insights import defaults
+from insights.errors import LeaseoraError
+from insights.storage import queries_repo
+from insights.worker.context import current_runtime, model_cache
+
+log = logging.getLogger(__name__)
+
+
+def answer_query(query_id: str) -> str:
+    """Interpret and answer a recorded query, store the answer, and schedule its webhook."""
+    from insights.query.answer import AnswerContext, answer_question
+
+    runtime = current_runtime()
+    with runtime.session_factory() as session:
+        record = queries_repo.mark_processing(session, query_id=query_id)
+        if record is None:
+            return "skipped"  # already answered (a retry raced a success) or deleted
+        text, webhook_url, account_id = record.text, record.webhook_url, record.account_id
+    context = AnswerContext(
+        settings=runtime.settings,
+        session_factory=runtime.session_factory,
+        models=model_cache(runtime.settings.models_dir),
+        account_id=account_id,
+    )
+    try:
+        payload = answer_question(text, context)
+    except LeaseoraError as exc:  # a reason a person can act on; retrying would not change it
+        with runtime.session_factory() as session:
+            queries_repo.mark_failed(session, query_id=query_id, code=exc.code, message=exc.message)
+        _schedule_webhook(query_id, webhook_url)
+        return "failed"
+    with runtime.session_factory() as session:
+        queries_repo.mark_completed(session, query_id=query_id, payload=payload)
+    _schedule_webhook(query_id, webhook_url)
+    return "completed"
+
+
+def query_job_failed(job: Any, connection: Any, exc_type: type[BaseException] | None,
+                     exc_value: BaseException | None, traceback: TracebackType | None) -> None:
+    """RQ failure callback (also called for a job whose worker died): record why, final once no retry is left."""
+    final = not (job.retries_left and job.retries_left > 0)
+    if exc_type is not None and exc_type.__name__ == "AbandonedJobError":
+        message = "the worker processing this query stopped unexpectedly"
+    elif exc_type is not None and exc_type.__name__ == "JobTimeoutException":
+        message = f"answering took longer than {defaults.QUERY_JOB_TIMEOUT} s"
+    else:
+        message = "an internal error occurred while answering; it has been logged"
+    log.warning("query job %s failed (%s: %s), final=%s", job.id, getattr(exc_type, "__name__", None), exc_value, final)
+    runtime = current_runtime()
+    with runtime.session_factory() as session:
+        queries_repo.mark_failed(session, query_id=job.id, code="server_error", message=message, final=final)
+    if final:
+        with runtime.session_factory() as session:
+            record = session.get(queries_repo.QueryRecord, job.id)
+            webhook_url = record.webhook_url if record else None
+        _schedule_webhook(job.id, webhook_url)
+
+
+def _schedule_webhook(query_id: str, webhook_url: str | None) -> None:
+    if not webhook_url:
+        return
+    from insights.services.webhooks import retry_policy
+    from insights.worker.queues import queue
+
+    runtime = current_runtime()
+    with runtime.session_factory() as session:
+        event = queries_repo.add_webhook_event(session, query_id=query_id, url=webhook_url)
+    queue(runtime.redis, defaults.WEBHOOK_QUEUE).enqueue(
+        "insights.worker.tasks.deliver_webhook", event.id, retry=retry_policy(), job_timeout=60
+    )
+
+
+def deliver_webhook(event_id: int) -> str:
+    """POST a finished query to its webhook; raises on failure so that RQ retries with backoff."""
+    from insights.services.webhooks import deliver
+
+    runtime = current_runtime()
+    outcome = deliver(runtime.session_factory, event_id=event_id, secret=runtime.settings.resolved_secret())
+    outcome.raise_for_retry()  # RQ's Retry runs the job again with backoff
+    return "delivered" if outcome.delivered else "gave_up"
+
+
+def run_nightly() -> dict[str, Any]:
+    """The nightly chain (ingest, train, gate, promote, publish, refresh), run on a worker."""
+    from pipelines.nightly import run_nightly as run
+
+    return run(current_runtime())
+
+
+def requeue_stale_queries() -> int:
+    """Put queries that the database holds as waiting, but Redis lost or never got, back on the queue."""
+    from insights.worker.enqueue import requeue_pending
+
+    runtime = current_runtime()
+    with runtime.session_factory() as session:
+        return requeue_pending(runtime.redis, session)
