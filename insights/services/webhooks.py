@@ -30,8 +30,6 @@ import hmac
 import json
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -39,6 +37,7 @@ from rq import Retry
 from sqlalchemy.orm import Session, sessionmaker
 
 from insights.errors import InvalidInput, NotFound, ServiceUnavailable
+from insights.storage.queries_repo import query_to_dict
 from insights.storage.tables import QueryRecord, WebhookEvent, utcnow
 
 SIGNATURE_HEADER = "X-Leaseora-Signature"
@@ -215,7 +214,7 @@ def webhook_body(event: WebhookEvent, query: QueryRecord) -> bytes:
         "id": f"evt_{event.id}",
         "type": f"query.{query.status}",
         "created": int(time.time()),
-        "data": _query_json(query),
+        "data": query_to_dict(query),
     }
     return json.dumps(envelope, separators=(",", ":"), sort_keys=True, default=str).encode()
 
@@ -333,36 +332,6 @@ def _outcome(event: WebhookEvent) -> DeliveryOutcome:
 def _next_wait(attempts: int) -> int:
     schedule = backoff_schedule()
     return schedule[min(max(attempts - 1, 0), len(schedule) - 1)]
-
-
-def _query_json(query: QueryRecord) -> dict[str, Any]:
-    """The query as GET /ai/query/{id} shows it (same keys as the API's query body)."""
-    body: dict[str, Any] = {
-        "query_id": query.id,
-        "query": query.text,
-        "status": query.status,
-        "created_at": _iso(query.created_at),
-    }
-    if query.status == "completed":
-        body.update(
-            completed_at=_iso(query.completed_at),
-            interpretation=query.interpretation,
-            answer=query.answer,
-            result=query.result,
-            confidence_score=query.confidence_score,
-            model_version=query.model_version,
-            sources=query.sources,
-        )
-    elif query.status == "failed":
-        body["error"] = {"code": query.error_code or "server_error", "message": query.error_message or "failed"}
-    return body
-
-
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    # SQLite hands back naive datetimes although everything is stored in UTC.
-    return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).isoformat()
 
 
 def _truncate(text: str, limit: int = 500) -> str:
