@@ -9,8 +9,9 @@ from fastapi import FastAPI
 
 from insights import __version__
 from insights.api.errors import install_error_handlers
+from insights.api.feed_cache import FeedCache
 from insights.api.middleware import RateLimitHeaders
-from insights.api.routes import health, queries
+from insights.api.routes import health, insights_feed, queries
 from insights.config import Settings, get_settings
 from insights.runtime import Runtime
 
@@ -34,10 +35,12 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         description="Rent and occupancy predictions, market insights and natural-language queries.",
         lifespan=lifespan,
     )
+    app.state.feed_cache = FeedCache()  # per app: two apps (two homes) never share pages
     install_error_handlers(app)
     app.add_middleware(RateLimitHeaders)
     app.include_router(health.router)
     app.include_router(queries.router)
+    app.include_router(insights_feed.router)
     return app
 
 

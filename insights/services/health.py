@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from insights.ml import registry
 from insights.runtime import Runtime
 from insights.storage.session import ping
 
@@ -20,8 +21,6 @@ def _timed(check: Any) -> dict[str, Any]:
 
 def model_status(runtime: Runtime) -> dict[str, Any]:
     """The champion of each model, or 'missing' before the first training."""
-    from insights.ml import registry
-
     models: dict[str, Any] = {}
     for name in ("rent", "occupancy"):
         version = registry.champion_version(runtime.settings.models_dir, name)
@@ -33,13 +32,10 @@ def check_health(runtime: Runtime) -> dict[str, Any]:
     """`status` is `ok`, `degraded` (no model yet) or `down` (Redis or the database unreachable)."""
     redis_state = _timed(runtime.redis.ping)
     database_state = _timed(lambda: ping(runtime.engine))
-    try:
-        models = model_status(runtime)
-    except ImportError:  # registry not installed in this build
-        models = {}
+    models = model_status(runtime)
     if "down" in (redis_state["status"], database_state["status"]):
         status = "down"
-    elif not models or any(m["status"] != "ready" for m in models.values()):
+    elif any(m["status"] != "ready" for m in models.values()):
         status = "degraded"
     else:
         status = "ok"

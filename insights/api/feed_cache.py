@@ -1,0 +1,133 @@
+"""The public insights feed, rendered once per publish and served as bytes with an ETag.
+
+Each publish bumps `FEED_VERSION_KEY` in Redis. A request reads that version (one GET), and serves
+the pre-rendered JSON for its parameters from this process's cache when the version matches, so
+the database is touched once per publish and parameter set, not once per request. Without Redis
+the feed is still served, straight from the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import redis
+from sqlalchemy.orm import Session
+
+from insights.storage.tables import Insight
+
+FEED_VERSION_KEY = "leaseora:feed:version"
+"""Redis key holding the id of the latest published insight run."""
+
+MAX_ENTRIES = 512
+"""Parameter sets kept per process; least recently used ones are dropped."""
+
+
+@dataclass(frozen=True)
+class FeedParams:
+    """What a feed request asks for."""
+
+    page: int | None
+    limit: int
+    city: str | None
+    kind: str | None
+    min_confidence: float | None
+
+
+@dataclass(frozen=True)
+class RenderedFeed:
+    """A rendered page: the body, its ETag and the version it was rendered from."""
+
+    body: bytes
+    etag: str
+    version: str
+
+
+def insight_json(row: Insight) -> dict[str, Any]:
+    """The public shape of one insight."""
+    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+    return {
+        "id": row.id,
+        "insight": row.text,
+        "confidence_score": round(float(row.confidence_score), 4),
+        "created_at": created.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "kind": row.kind,
+        "city": row.city,
+        "country": row.country,
+        "segment": row.segment,
+        "metric": row.metric,
+        "value": row.value,
+        "low": row.low,
+        "high": row.high,
+        "unit": row.unit,
+        "period_start": _day(row.period_start),
+        "period_end": _day(row.period_end),
+        "sample_size": row.sample_size,
+        "direction": row.direction,
+        "method": row.method,
+    }
+
+
+def _day(value: date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def render(session: Session, params: FeedParams, version: str) -> RenderedFeed:
+    """Query the published insights for `params` and render the response body."""
+    from insights.feed.store import list_published
+
+    page = params.page or 1
+    rows, total = list_published(
+        session, city=params.city, kind=params.kind, min_confidence=params.min_confidence,
+        offset=(page - 1) * params.limit, limit=params.limit,
+    )
+    items = [insight_json(row) for row in rows]
+    if params.page is None:
+        payload: Any = items
+    else:
+        pages = max(1, -(-total // params.limit))
+        payload = {
+            "success": True,
+            "data": items,
+            "meta": {"current_page": page, "total_pages": pages, "total_count": total, "limit": params.limit},
+        }
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    return RenderedFeed(body=body, etag=etag, version=version)
+
+
+class FeedCache:
+    """Rendered feed pages of one process, keyed by parameters and checked against the publish version."""
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[FeedParams, RenderedFeed] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, session: Session, connection: redis.Redis, params: FeedParams) -> RenderedFeed:
+        """The page for `params`, rendered anew only when a publish happened since."""
+        try:
+            raw = connection.get(FEED_VERSION_KEY)
+            version = raw.decode() if raw else "none"
+        except redis.RedisError:
+            return render(session, params, version=f"uncached-{datetime.now(UTC).timestamp()}")
+        with self._lock:
+            cached = self._entries.get(params)
+            if cached is not None and cached.version == version:
+                self._entries.move_to_end(params)
+                return cached
+        rendered = render(session, params, version)
+        with self._lock:
+            self._entries[params] = rendered
+            while len(self._entries) > MAX_ENTRIES:
+                self._entries.popitem(last=False)
+        return rendered
+
+
+def bump_version(connection: redis.Redis, version: str) -> None:
+    """Tell every API process that a new set of insights was published."""
+    connection.set(FEED_VERSION_KEY, version)
