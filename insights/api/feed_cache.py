@@ -19,7 +19,7 @@ from typing import Any
 import redis
 from sqlalchemy.orm import Session
 
-from insights.storage.tables import Insight
+from insights.storage.tables import Insight, iso_utc
 
 FEED_VERSION_KEY = "leaseora:feed:version"
 """Redis key holding the id of the latest published insight run."""
@@ -50,12 +50,11 @@ class RenderedFeed:
 
 def insight_json(row: Insight) -> dict[str, Any]:
     """The public shape of one insight."""
-    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
     return {
         "id": row.id,
         "insight": row.text,
         "confidence_score": round(float(row.confidence_score), 4),
-        "created_at": created.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "created_at": iso_utc(row.created_at),
         "kind": row.kind,
         "city": row.city,
         "country": row.country,

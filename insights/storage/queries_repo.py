@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from insights.errors import NotFound
-from insights.storage.tables import QueryRecord, WebhookEvent, utcnow
+from insights.storage.tables import QueryRecord, WebhookEvent, iso_utc, utcnow
 
 
 def new_query_id() -> str:
@@ -102,11 +102,11 @@ def query_to_dict(record: QueryRecord) -> dict[str, Any]:
         "query_id": record.id,
         "query": record.text,
         "status": record.status,
-        "created_at": _iso(record.created_at),
+        "created_at": iso_utc(record.created_at),
     }
     if record.status == "completed":
         body.update(
-            completed_at=_iso(record.completed_at),
+            completed_at=iso_utc(record.completed_at),
             interpretation=record.interpretation,
             answer=record.answer,
             result=record.result,
@@ -117,13 +117,3 @@ def query_to_dict(record: QueryRecord) -> dict[str, Any]:
     elif record.status == "failed":
         body["error"] = {"code": record.error_code or "server_error", "message": record.error_message or "failed"}
     return body
-
-
-def _iso(value: Any) -> str | None:
-    if value is None:
-        return None
-    from datetime import UTC
-
-    if value.tzinfo is None:  # SQLite drops the zone; every stored time is UTC
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
