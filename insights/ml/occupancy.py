@@ -263,7 +263,8 @@ def calendar_occupancy(
     `month`, `days`, `occupancy`, `asking_rent` (mean nightly price that month), `market_rent` (the
     reference price: `market_price[listing_id]` when given — e.g. a peer median or a model estimate —
     else the listing's own median nightly price, so the price signal is the nightly price relative to
-    the listing's typical price) and `basis`. Joined with `properties` on `property_id == listing_id`.
+    the listing's typical price) and `basis`. `properties` adds features: a listing frame is joined
+    on `listing_id`, a property frame on `property_id == listing_id` (Inside Airbnb's convention).
     """
     missing = {"listing_id", "date", "available"} - set(calendar.columns)
     if missing:
@@ -282,11 +283,20 @@ def calendar_occupancy(
     monthly["occupancy"] = monthly["booked"] / monthly["days"]
     monthly["month"] = monthly["month_start"].dt.month.astype(int)
     monthly["basis"] = BASIS_CALENDAR
-    if properties is not None and "property_id" in properties.columns:
-        props = properties.drop_duplicates("property_id").copy()
-        props["listing_id"] = props.pop("property_id").astype("string")
-        monthly = monthly.merge(props, on="listing_id", how="left")
+    if properties is not None:
+        monthly = monthly.merge(_features_by_listing(properties), on="listing_id", how="left")
     return monthly.reset_index(drop=True)
+
+
+def _features_by_listing(properties: pd.DataFrame) -> pd.DataFrame:
+    """Features keyed by `listing_id`: a listing frame's own ids, else `property_id` (Inside Airbnb: same id)."""
+    if "listing_id" in properties.columns:
+        features = properties.drop(columns=[c for c in ("monthly_rent", "listed_at") if c in properties.columns])
+        return features.drop_duplicates("listing_id").astype({"listing_id": "string"})
+    if "property_id" not in properties.columns:
+        raise InvalidInput("properties need a listing_id or property_id column to join the calendar")
+    features = properties.drop_duplicates("property_id").rename(columns={"property_id": "listing_id"})
+    return features.astype({"listing_id": "string"})
 
 
 def _clean_calendar(calendar: pd.DataFrame) -> pd.DataFrame:
@@ -614,6 +624,20 @@ class OccupancyModel:
         high["asking_rent"] = frame["market_rent"].astype(float) * np.exp(half_width)
         diff = _logit(self.predict_probability(high)) - _logit(self.predict_probability(low))
         return float(np.mean(diff) / (2 * half_width))
+
+    def unconstrained_price_slope(self, frame: pd.DataFrame) -> float:
+        """Diagnostic (logistic engine): the price slope refitted on `frame` with the <= 0 bound lifted.
+
+        A positive value means the data, taken at face value, show higher prices with MORE lets or
+        occupancy — the signature of confounding (better units priced higher), not a real price
+        response. The model itself always keeps the bound; this only tells how hard it binds.
+        """
+        design = self._require_fitted()
+        if self.engine != "logistic":
+            raise NotImplementedError("the diagnostic refits the logistic engine only")
+        rows, y, weight = self._labelled(frame)
+        _, coef = fit_constrained_logistic(design.matrix(rows), y, weight, l2=self.l2, upper_bound_first=np.inf)
+        return float(coef[0])
 
     @property
     def feature_schema(self) -> dict[str, str]:

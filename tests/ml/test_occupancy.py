@@ -185,8 +185,10 @@ def test_higher_asking_rent_never_raises_probability_or_occupancy(
 
 def test_price_coefficient_is_bounded_even_when_data_say_otherwise() -> None:
     # Confounded data (good units priced high and let fast) push an unconstrained slope positive.
-    model = OccupancyModel().fit(simulate_spells(3000, slope=+2.0))
+    confounded = simulate_spells(3000, slope=+2.0)
+    model = OccupancyModel().fit(confounded)
     assert model.price_slope == 0.0
+    assert model.unconstrained_price_slope(confounded) == pytest.approx(2.0, abs=0.6)  # the diagnostic tells
     units = random_units(50, seed=1)
     low = model.predict(units.assign(asking_rent=units["market_rent"] * 0.8))
     high = model.predict(units.assign(asking_rent=units["market_rent"] * 1.2))
@@ -242,3 +244,11 @@ def test_recovers_the_demo_generators_lease_up_slope() -> None:
 
     model = OccupancyModel().fit(spells, lease_days=lease_terms(data.leases, data.properties))
     assert model.price_slope == pytest.approx(data.truth["leaseup"]["slope"], abs=1.2)
+
+
+def test_calendar_joins_listing_features_by_listing_id() -> None:
+    calendar = pd.DataFrame({"listing_id": "L1", "date": pd.date_range("2024-03-01", periods=31), "available": False, "price": 50.0})
+    listings = pd.DataFrame({"listing_id": ["L1"], "property_id": ["P9"], "city": ["Berlin"], "monthly_rent": [900.0]})
+    monthly = calendar_occupancy(calendar, listings)
+    assert monthly[["city", "property_id"]].iloc[0].tolist() == ["Berlin", "P9"]
+    assert monthly["occupancy"].iloc[0] == 1.0 and "monthly_rent" not in monthly.columns
