@@ -198,6 +198,154 @@ def keys_revoke(prefix: Annotated[str, typer.Argument(help="The key's prefix, as
     console.print(f"revoked {prefix}")
 
 
+@app.command()
+def ingest(
+    file: Annotated[Path, typer.Argument(help="CSV (plain or .gz) or Parquet file.")],
+    kind: Annotated[str | None, typer.Option(help="listings, leases, properties or calendar (default listings, or the preset's).")] = None,
+    map_: Annotated[list[str] | None, typer.Option("--map", help="CANONICAL=SOURCE column mapping (repeatable).")] = None,
+    drop: Annotated[list[str] | None, typer.Option("--drop", help="Source column to ignore (repeatable).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="CANONICAL=VALUE constant for a column the file lacks (repeatable).")] = None,
+    preset: Annotated[str | None, typer.Option(help="A documented mapping: poland, brazil, munich, albany-listings, albany-calendar.")] = None,
+) -> None:
+    """Validate and store a file; rejected rows go to var/rejects with their reasons. Re-ingesting stores nothing twice."""
+    from pipelines.ingest import ingest_command
+
+    text, code = ingest_command(file, kind=kind, maps=map_ or [], drops=drop or [], sets=set_ or [], preset=preset,
+                                settings=get_settings())
+    console.print(text, markup=False)
+    raise typer.Exit(code)
+
+
+@app.command()
+def train(
+    level: Annotated[float | None, typer.Option(help="Prediction-interval level (default LEASEORA_INTERVAL_LEVEL, 0.9).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed of the split and the models.")] = 0,
+) -> None:
+    """Train the rent and occupancy models from the database, write the evaluation report, register and gate them."""
+    from pipelines.train import train_all
+
+    runtime = Runtime.open(get_settings())
+    try:
+        with console.status("training...") as status:
+            def progress(message: str) -> None:
+                status.update(message)
+                console.print(message, markup=False)
+
+            outcome = train_all(runtime.session_factory, settings=runtime.settings, level=level, seed=seed, progress=progress)
+    finally:
+        runtime.close()
+    console.print_json(data=outcome.summary())
+
+
+@app.command()
+def predict(
+    file: Annotated[Path, typer.Argument(help="Portfolio to score: CSV (plain or .gz) or Parquet.")],
+    out: Annotated[Path, typer.Option(help="Output file (.csv or .parquet).")],
+    map_: Annotated[list[str] | None, typer.Option("--map", help="CANONICAL=SOURCE (repeatable).")] = None,
+    drop: Annotated[list[str] | None, typer.Option("--drop", help="Source column to ignore (repeatable).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="CANONICAL=VALUE (repeatable).")] = None,
+    level: Annotated[float | None, typer.Option(help="Prediction-interval level, e.g. 0.9.")] = None,
+) -> None:
+    """Score a portfolio with the champion: estimate, interval, confidence, occupancy and optimal rent per row."""
+    from pipelines.score import score_file
+
+    counts = score_file(file, out, settings=get_settings(), maps=map_ or [], drops=drop or [], sets=set_ or [], level=level)
+    console.print(f"scored {counts['scored']:,} rows, {counts['failed']:,} with an error column; wrote {out}")
+
+
+models_app = typer.Typer(help="The model registry: list versions, promote, roll back.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list(name: Annotated[str | None, typer.Argument(help="rent or occupancy (default both).")] = None) -> None:
+    """Versions with their status and held-out metrics; the champion is marked."""
+    from rich.table import Table
+
+    from insights.ml import registry
+
+    settings = get_settings()
+    table = Table("model", "version", "status", "mdape / log loss", "created", "reason")
+    for model in [name] if name else ["rent", "occupancy"]:
+        for meta in registry.list_versions(settings.models_dir, model):
+            metrics = meta.get("metrics") or {}
+            score = metrics.get("mdape", metrics.get("log_loss"))
+            table.add_row(model, meta["version"], meta.get("status", ""), f"{score:.4f}" if isinstance(score, float) else "",
+                          str(meta.get("created_at", ""))[:19], str(meta.get("reason", ""))[:60])
+    console.print(table)
+
+
+@models_app.command("promote")
+def models_promote(version: Annotated[str, typer.Argument()], name: Annotated[str, typer.Option(help="rent or occupancy")] = "rent") -> None:
+    """Make VERSION the champion (manual override of the gate)."""
+    from insights.ml import registry
+
+    registry.promote(get_settings().models_dir, name, version)
+    console.print(f"{name}: {version} is now the champion")
+
+
+@models_app.command("rollback")
+def models_rollback(name: Annotated[str, typer.Option(help="rent or occupancy")] = "rent") -> None:
+    """Restore the previous champion."""
+    from insights.ml import registry
+
+    version = registry.rollback(get_settings().models_dir, name)
+    console.print(f"{name}: rolled back to {version}")
+
+
+@app.command()
+def insights() -> None:
+    """Generate market insights from the database and publish those that pass the privacy and confidence gates."""
+    from insights.storage.runs_repo import new_run_id
+    from pipelines.publish_insights import publish_insights
+
+    runtime = Runtime.open(get_settings())
+    try:
+        publish_insights(runtime, run_id=new_run_id(), say=lambda m: console.print(m, markup=False))
+    finally:
+        runtime.close()
+
+
+@app.command()
+def nightly() -> None:
+    """Run the nightly chain now: ingest the inbox, monitor, train and gate, publish insights, refresh predictions."""
+    from insights.errors import Conflict
+    from pipelines.nightly import run_nightly
+
+    runtime = Runtime.open(get_settings())
+    try:
+        result = run_nightly(runtime, say=lambda m: console.print(m, markup=False))
+    except Conflict as exc:
+        console.print(f"[yellow]{exc.message}[/]")
+        raise typer.Exit(3) from None
+    finally:
+        runtime.close()
+    console.print(f"nightly {result['run_id']}: {result['status']}")
+    raise typer.Exit(0 if result["status"] == "succeeded" else 1)
+
+
+@app.command()
+def runs(limit: Annotated[int, typer.Option(help="How many stage records.")] = 30) -> None:
+    """Recent pipeline runs, stage by stage, with warnings (drift, live error, rejected challengers)."""
+    from rich.table import Table
+
+    from insights.storage.runs_repo import recent_runs, run_to_dict
+
+    runtime = Runtime.open(get_settings())
+    try:
+        with runtime.session_factory() as session:
+            rows = [run_to_dict(r) for r in recent_runs(session, limit=limit)]
+    finally:
+        runtime.close()
+    table = Table("run", "stage", "status", "started", "finished", "warnings / error")
+    for row in rows:
+        note = row["error"] or "; ".join(row["warnings"] or [])
+        style = "red" if row["status"] == "failed" else "yellow" if row["warnings"] else None
+        table.add_row(row["run_id"], row["stage"], row["status"], (row["started_at"] or "")[:19],
+                      (row["finished_at"] or "")[:19], ("WARNING " if row["warnings"] and not row["error"] else "") + note[:120], style=style)
+    console.print(table)
+
+
 def main() -> None:
     """Entry point for `python -m insights.cli`."""
     app()

@@ -8,11 +8,11 @@ the reference, so a query is never answered by a half-loaded model and no restar
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from insights.config import get_settings
+from insights.ml import registry
+from insights.ml.registry import LoadedModel
 from insights.runtime import Runtime
 
 _lock = threading.Lock()
@@ -35,15 +35,6 @@ def current_runtime() -> Runtime:
         return _runtime
 
 
-@dataclass(frozen=True)
-class LoadedModel:
-    """A champion model and the version it was loaded from."""
-
-    name: str
-    version: str
-    model: Any
-
-
 class ModelCache:
     """The champion of each model name, reloaded when the registry's champion changes."""
 
@@ -53,9 +44,7 @@ class ModelCache:
         self._lock = threading.Lock()
 
     def get(self, name: str) -> LoadedModel | None:
-        """The current champion, or None when none is registered."""
-        from insights.ml import registry
-
+        """The current champion (schema-checking wrapper with `.version`, `.predict`, `.model`), or None."""
         version = registry.champion_version(self.models_dir, name)
         if version is None:
             return None
@@ -65,8 +54,7 @@ class ModelCache:
         with self._lock:
             cached = self._models.get(name)
             if cached is None or cached.version != version:
-                model = registry.load_version(self.models_dir, name, version)
-                cached = LoadedModel(name=name, version=version, model=model)
+                cached = registry.load_version(self.models_dir, name, version)
                 self._models[name] = cached  # one assignment: readers see the old or the new model, whole
         return cached
 
