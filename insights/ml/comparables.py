@@ -1,0 +1,108 @@
+"""Comparable listings: the k most similar training listings in the same city.
+
+Similarity is Euclidean distance in a per-city standardised space of size, rooms, bedrooms,
+bathrooms, year built, floor and position (km east/north of the city's centre), so one standard
+deviation of size counts as much as one of position. Missing values sit at the city mean.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.neighbors import NearestNeighbors
+
+from insights.ml.features import KM_PER_DEGREE, as_float
+
+SIMILARITY_FEATURES: tuple[str, ...] = ("size_sqm", "rooms", "bedrooms", "bathrooms", "year_built", "floor", "latitude", "longitude")
+#: What a comparable shows; kept as a compact copy of the training rows.
+SHOWN: tuple[str, ...] = ("listing_id", "property_id", "city", "district", "monthly_rent", "size_sqm", "bedrooms", "rooms", "listed_at")
+#: At most this many training rows are kept for comparables (the most recent ones): bounds the artifact.
+MAX_ROWS = 300_000
+
+
+@dataclass
+class _CityIndex:
+    mean: np.ndarray
+    scale: np.ndarray
+    neighbours: NearestNeighbors
+    rows: np.ndarray  # positions in ComparablesIndex.table
+
+
+@dataclass
+class ComparablesIndex:
+    """Per-city nearest-neighbour indexes over a compact copy of the training listings."""
+
+    features: list[str] = field(default_factory=list)
+    table: pd.DataFrame = field(default_factory=pd.DataFrame)
+    cities: dict[str, _CityIndex] = field(default_factory=dict)
+
+    cos_lat: float = 1.0
+
+    def _matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        """Similarity features as floats; positions in km so east-west and north-south compare."""
+        columns = []
+        for column in self.features:
+            values = as_float(frame[column]) if column in frame.columns else np.full(len(frame), np.nan)
+            if column == "latitude":
+                values = values * KM_PER_DEGREE
+            elif column == "longitude":
+                values = values * KM_PER_DEGREE * self.cos_lat
+            columns.append(values)
+        return np.column_stack(columns) if columns else np.zeros((len(frame), 0))
+
+    def _scale(self, part: np.ndarray) -> np.ndarray:
+        """Per-feature standard deviations, with one common scale for the two position axes."""
+        scale = np.nanstd(part, axis=0) if len(part) else np.ones(part.shape[1])
+        scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+        position = [i for i, c in enumerate(self.features) if c in ("latitude", "longitude")]
+        if len(position) == 2:
+            scale[position] = scale[position].max()
+        return scale
+
+    def fit(self, frame: pd.DataFrame, *, max_rows: int = MAX_ROWS, seed: int = 0) -> ComparablesIndex:
+        """Keep a compact copy of (at most `max_rows`, most recent) training rows and index them per city."""
+        if len(frame) > max_rows:
+            order = frame["listed_at"].rank(method="first", ascending=False) if "listed_at" in frame else None
+            keep = (order <= max_rows).to_numpy() if order is not None else np.isin(np.arange(len(frame)), np.random.default_rng(seed).choice(len(frame), max_rows, replace=False))
+            frame = frame[keep]
+        self.features = [c for c in SIMILARITY_FEATURES if c in frame.columns and frame[c].notna().any()]
+        self.table = frame[[c for c in SHOWN if c in frame.columns]].reset_index(drop=True)
+        if "latitude" in self.features:
+            self.cos_lat = float(np.cos(np.radians(np.nanmedian(as_float(frame["latitude"])))))
+        matrix = self._matrix(frame)
+        cities = frame["city"].astype("string").fillna("").to_numpy()
+        for name in pd.unique(cities):
+            rows = np.flatnonzero(cities == name)
+            part = matrix[rows]
+            mean = np.nan_to_num(np.nanmean(part, axis=0))
+            scale = self._scale(part)
+            standard = np.nan_to_num((part - mean) / scale)
+            self.cities[str(name)] = _CityIndex(mean, scale, NearestNeighbors().fit(standard), rows)
+        return self
+
+    def query(self, frame: pd.DataFrame, k: int = 5) -> pd.DataFrame:
+        """Long frame: one row per (query row, rank) with the comparable's shown columns and distance.
+
+        `query_row` is the query's position in `frame`; cities without training rows yield nothing.
+        """
+        matrix = self._matrix(frame) if len(frame) else np.zeros((0, len(self.features)))
+        cities = frame["city"].astype("string").fillna("").to_numpy()
+        parts = []
+        for name in pd.unique(cities):
+            index = self.cities.get(str(name))
+            if index is None:
+                continue
+            rows = np.flatnonzero(cities == name)
+            standard = np.nan_to_num((matrix[rows] - index.mean) / index.scale)
+            kk = min(k, len(index.rows))
+            distance, found = index.neighbours.kneighbors(standard, n_neighbors=kk)
+            picked = self.table.iloc[index.rows[found.ravel()]].reset_index(drop=True)
+            picked.insert(0, "rank", np.tile(np.arange(1, kk + 1), len(rows)))
+            picked.insert(0, "query_row", np.repeat(rows, kk))
+            picked["distance"] = distance.ravel()
+            parts.append(picked)
+        if not parts:
+            return pd.DataFrame(columns=["query_row", "rank", *self.table.columns, "distance"])
+        return pd.concat(parts, ignore_index=True).sort_values(["query_row", "rank"], ignore_index=True)

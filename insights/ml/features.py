@@ -1,0 +1,392 @@
+"""From a canonical listing frame to the numeric matrix the rent model learns from.
+
+What is built, and why:
+- raw canonical and extra columns: numbers and booleans as floats, low-cardinality strings as LightGBM
+  categoricals, high-cardinality strings (district, locality) target-encoded out of fold;
+- derived features that trees cannot form on their own: size per room, floor ratio, distance to the
+  city centre (the median position of the city's training listings);
+- time: months since 2000-01 and month of year, from `listed_at`;
+- a per-city log-rent trend (`CityTrend`): a linear level in time that the model's target is taken
+  relative to, because trees are constant outside the training period and would predict a growing
+  market at last year's level;
+- spatial neighbourhood: the mean log rent per m² (relative to the city trend) of the k nearest
+  training listings in the same city, computed out of fold during training so a row never sees itself.
+Ids (`listing_id`, `property_id`) are never features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from pandas.api import types as ptypes
+from sklearn.neighbors import KDTree
+
+from insights.errors import SchemaMismatch
+
+TARGET = "monthly_rent"
+#: Columns that are never features: identities, the target, the unit of the target, lease bookkeeping.
+NEVER_FEATURES: frozenset[str] = frozenset(
+    {"listing_id", "property_id", "unit_id", "lease_id", TARGET, "currency", "start_date", "end_date"}
+)
+#: Strings with at most this many distinct values become LightGBM categoricals; more are target-encoded.
+LOW_CARDINALITY = 32
+#: Degrees to kilometres (north-south); east-west is scaled by cos(latitude) per city.
+KM_PER_DEGREE = 111.2
+#: 2000-01 is month 0 of the time feature: a fixed origin keeps features stable across retrainings.
+TIME_ORIGIN_YEAR = 2000
+
+
+def months_since_origin(values: pd.Series) -> np.ndarray:
+    """Fractional months since 2000-01-01 (NaN where the date is missing)."""
+    dates = pd.to_datetime(values, errors="coerce")
+    months = (dates.dt.year - TIME_ORIGIN_YEAR) * 12 + (dates.dt.month - 1) + (dates.dt.day - 1) / 30.44
+    return months.to_numpy(dtype=float, na_value=np.nan)
+
+
+def as_float(values: pd.Series) -> np.ndarray:
+    """A numeric or boolean column as float64, NaN for missing."""
+    if ptypes.is_bool_dtype(values.dtype):
+        values = values.astype("Float64")
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def city_codes(cities: pd.Series, known: pd.Index) -> np.ndarray:
+    """Index of each row's city in `known`; unseen or missing cities get len(known) (the global slot)."""
+    codes = known.get_indexer(cities.astype("string")).astype(np.int64)
+    codes[codes < 0] = len(known)
+    return codes
+
+
+def _kind_of(column: str, values: pd.Series) -> str | None:
+    """The schema kind of an input column ('float', 'bool', 'str', 'datetime'), or None if unusable."""
+    if ptypes.is_bool_dtype(values.dtype):
+        return "bool"
+    if ptypes.is_numeric_dtype(values.dtype):
+        return "float"
+    if ptypes.is_datetime64_any_dtype(values.dtype):
+        return "datetime"
+    if ptypes.is_string_dtype(values.dtype) or ptypes.is_object_dtype(values.dtype) or isinstance(values.dtype, pd.CategoricalDtype):
+        return "str"
+    return None
+
+
+def _matches_kind(values: pd.Series, kind: str) -> bool:
+    """Whether a column's dtype can stand for the given kind (all-missing columns always can)."""
+    if values.isna().all():
+        return True
+    dtype = values.dtype
+    if kind in ("float", "bool"):
+        return ptypes.is_numeric_dtype(dtype) or ptypes.is_bool_dtype(dtype)
+    if kind == "datetime":
+        return ptypes.is_datetime64_any_dtype(dtype)
+    return True  # anything can be read as a string category
+
+
+def check_schema(frame: pd.DataFrame, schema: dict[str, str]) -> None:
+    """Raise SchemaMismatch naming every missing or mistyped column of `frame` against `schema`."""
+    missing = [column for column in schema if column not in frame.columns]
+    mistyped = [
+        f"{column} (expected {kind}, got {frame[column].dtype})"
+        for column, kind in schema.items()
+        if column in frame.columns and not _matches_kind(frame[column], kind)
+    ]
+    if missing or mistyped:
+        parts = []
+        if missing:
+            parts.append("missing columns: " + ", ".join(missing))
+        if mistyped:
+            parts.append("mistyped columns: " + ", ".join(mistyped))
+        raise SchemaMismatch(
+            "input does not match the rent model's schema; " + "; ".join(parts),
+            details={"missing": missing, "mistyped": mistyped, "expected": dict(schema)},
+        )
+
+
+@dataclass
+class CityTrend:
+    """Per-city linear trend of log rent in time: offset(city, t) = level_c + slope_c * (t - mean_t_c).
+
+    The slope is fitted on log rent per m² (when sizes are known) so that a change in the mix of
+    listed flats is not mistaken for a price trend, and shrunk towards the pooled within-city slope
+    in proportion to how much time spread a city has (`shrink`, in months² times rows).
+    """
+
+    shrink: float = 2000.0
+    cities: pd.Index = field(default_factory=lambda: pd.Index([], dtype="string"))
+    level: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    slope: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    mean_t: np.ndarray = field(default_factory=lambda: np.zeros(1))
+
+    def fit(self, city: pd.Series, t: np.ndarray, log_rent: np.ndarray, log_unit: np.ndarray) -> CityTrend:
+        """Fit levels and slopes from training rows (t may be all NaN: then there is no trend)."""
+        self.cities = pd.Index(pd.unique(city.astype("string").dropna()), dtype="string")
+        codes = city_codes(city, self.cities)
+        k = len(self.cities)
+        per_m2 = log_rent - np.nan_to_num(log_unit)
+        has_t = np.isfinite(t)
+        level, slope, mean_t = np.zeros(k + 1), np.zeros(k + 1), np.zeros(k + 1)
+        sxy, sxx = np.zeros(k + 1), np.zeros(k + 1)
+        for c in range(k + 1):
+            rows = codes == c if c < k else np.ones(len(codes), bool)
+            level[c] = log_rent[rows].mean() if rows.any() else log_rent.mean()
+            timed = rows & has_t
+            if timed.sum() >= 2:
+                mean_t[c] = t[timed].mean()
+                dt = t[timed] - mean_t[c]
+                sxx[c] = np.sum(dt**2)
+                sxy[c] = np.sum(dt * (per_m2[timed] - per_m2[timed].mean()))
+        # The pooled within-city slope: sums of city-demeaned products (not the global slot's).
+        pooled = sxy[:k].sum() / sxx[:k].sum() if sxx[:k].sum() > 0 else 0.0
+        for c in range(k):
+            raw = sxy[c] / sxx[c] if sxx[c] > 0 else 0.0
+            weight = sxx[c] / (sxx[c] + self.shrink)
+            slope[c] = weight * raw + (1 - weight) * pooled
+        slope[k] = pooled
+        self.level, self.slope, self.mean_t = level, slope, mean_t
+        return self
+
+    def offset(self, city: pd.Series, t: np.ndarray) -> np.ndarray:
+        """The trend's log rent for each row (the city's mean level where the date is missing)."""
+        codes = city_codes(city, self.cities)
+        dt = np.where(np.isfinite(t), t - self.mean_t[codes], 0.0)
+        return self.level[codes] + self.slope[codes] * dt
+
+
+@dataclass
+class NeighbourhoodIndex:
+    """Per-city k-d trees of training positions (km) with each listing's relative log rent per m²."""
+
+    k: int = 10
+    trees: dict[str, KDTree] = field(default_factory=dict)
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+    cos_lat: dict[str, float] = field(default_factory=dict)
+
+    def fit(self, city: np.ndarray, lat: np.ndarray, lon: np.ndarray, value: np.ndarray, cos_lat: dict[str, float]) -> NeighbourhoodIndex:
+        """Index the rows with a position and a finite value."""
+        ok = np.isfinite(lat) & np.isfinite(lon) & np.isfinite(value)
+        self.cos_lat = cos_lat
+        for name in pd.unique(city[ok]):
+            rows = ok & (city == name)
+            if rows.sum() >= self.k:
+                self.trees[name] = KDTree(self._xy(name, lat[rows], lon[rows]), leaf_size=40)
+                self.values[name] = value[rows]
+        return self
+
+    def _xy(self, name: str, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+        return np.column_stack([lat * KM_PER_DEGREE, lon * KM_PER_DEGREE * self.cos_lat.get(name, 1.0)])
+
+    def query(self, city: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+        """Columns: mean neighbour value, log10 distance (km) to the k-th neighbour; NaN where unknown."""
+        out = np.full((len(city), 2), np.nan)
+        located = np.isfinite(lat) & np.isfinite(lon)
+        for name, tree in self.trees.items():
+            rows = np.flatnonzero(located & (city == name))
+            if len(rows) == 0:
+                continue
+            distance, index = tree.query(self._xy(name, lat[rows], lon[rows]), k=self.k)
+            out[rows, 0] = self.values[name][index].mean(axis=1)
+            out[rows, 1] = np.log10(distance[:, -1] + 0.01)
+        return out
+
+
+@dataclass
+class TargetEncoder:
+    """Smoothed mean of a relative target per category: (sum + m * prior) / (count + m)."""
+
+    smoothing: float = 20.0
+    categories: pd.Index = field(default_factory=lambda: pd.Index([], dtype="string"))
+    encoded: np.ndarray = field(default_factory=lambda: np.zeros(1))
+
+    def fit(self, values: pd.Series, target: np.ndarray) -> TargetEncoder:
+        """Learn the per-category smoothed means from rows with a finite target."""
+        ok = np.isfinite(target)
+        strings = values.astype("string")[ok]
+        prior = float(target[ok].mean()) if ok.any() else 0.0
+        stats = pd.DataFrame({"key": strings.to_numpy(), "y": target[ok]}).dropna().groupby("key")["y"].agg(["sum", "count"])
+        self.categories = pd.Index(stats.index.astype("string"), dtype="string")
+        means = (stats["sum"].to_numpy() + self.smoothing * prior) / (stats["count"].to_numpy() + self.smoothing)
+        self.encoded = np.append(means, prior)  # last slot: unseen or missing category -> prior
+        return self
+
+    def transform(self, values: pd.Series) -> np.ndarray:
+        """The encoding of each row's category."""
+        return self.encoded[city_codes(values, self.categories)]
+
+
+@dataclass
+class FeatureBuilder:
+    """Learns which columns to use and how, then turns frames into float32 matrices for LightGBM."""
+
+    knn_k: int = 10
+    use_knn: bool = True
+    use_target_encoding: bool = True
+    low_cardinality: int = LOW_CARDINALITY
+    schema: dict[str, str] = field(default_factory=dict)
+    numeric: list[str] = field(default_factory=list)
+    low_card: dict[str, pd.Index] = field(default_factory=dict)
+    high_card: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    categorical: list[int] = field(default_factory=list)
+    trend: CityTrend = field(default_factory=CityTrend)
+    centres: dict[str, tuple[float, float]] = field(default_factory=dict)
+    encoders: dict[str, TargetEncoder] = field(default_factory=dict)
+    neighbourhood: NeighbourhoodIndex | None = None
+    has_time: bool = False
+    has_position: bool = False
+    has_size: bool = False
+
+    # ----- fitting -----------------------------------------------------------------------------
+    def _choose_columns(self, frame: pd.DataFrame) -> None:
+        """Decide each input column's role from its dtype and cardinality; remember the input schema."""
+        n = len(frame)
+        self.schema = {"city": "str"}
+        for column in frame.columns:
+            if column in NEVER_FEATURES or column == "city":
+                continue
+            values = frame[column]
+            kind = _kind_of(column, values)
+            distinct = values.nunique(dropna=True)
+            if kind is None or distinct == 0:
+                continue
+            if column == "listed_at" and kind == "datetime":
+                self.schema[column] = kind
+                continue
+            if kind == "datetime" or distinct < 2:
+                continue  # other dates are bookkeeping; constant columns carry nothing
+            if kind == "str":
+                if distinct > max(0.5 * n, 1000):
+                    continue  # free text or an id in disguise: no signal that generalises
+                if distinct <= self.low_cardinality or not self.use_target_encoding:
+                    self.low_card[column] = pd.Index(sorted(values.dropna().astype("string").unique()), dtype="string")
+                else:
+                    self.high_card.append(column)
+            else:
+                self.numeric.append(column)
+            self.schema[column] = kind
+        if frame["city"].nunique(dropna=True) > 1:
+            self.low_card["city"] = pd.Index(sorted(frame["city"].dropna().astype("string").unique()), dtype="string")
+        self.has_time = "listed_at" in self.schema and frame["listed_at"].notna().any()
+        self.has_size = "size_sqm" in self.numeric
+        self.has_position = "latitude" in self.numeric and "longitude" in self.numeric and frame["latitude"].notna().mean() > 0.5
+
+    def log_unit(self, frame: pd.DataFrame) -> np.ndarray:
+        """Log size where the model measures rent per m², else zeros (rent per listing)."""
+        if not self.has_size:
+            return np.zeros(len(frame))
+        size = as_float(frame["size_sqm"])
+        return np.log(np.where(size > 0, size, np.nan))
+
+    def time(self, frame: pd.DataFrame) -> np.ndarray:
+        """Months since the origin, NaN when the model has no time or the row no date."""
+        if not self.has_time or "listed_at" not in frame.columns:
+            return np.full(len(frame), np.nan)
+        return months_since_origin(frame["listed_at"])
+
+    def fit_transform(self, frame: pd.DataFrame, log_rent: np.ndarray, folds: np.ndarray) -> np.ndarray:
+        """Fit on a training frame; out-of-fold encodings for its own rows (folds from group_folds)."""
+        self._choose_columns(frame)
+        t = self.time(frame)
+        unit = self.log_unit(frame)
+        self.trend = CityTrend().fit(frame["city"], t, log_rent, unit)
+        relative = log_rent - self.trend.offset(frame["city"], t) - unit  # log rent per m² vs the city trend
+        if self.has_position:
+            lat, lon = as_float(frame["latitude"]), as_float(frame["longitude"])
+            cities = frame["city"].astype("string").fillna("").to_numpy()
+            for name in pd.unique(cities):
+                rows = (cities == name) & np.isfinite(lat) & np.isfinite(lon)
+                if rows.any():
+                    self.centres[name] = (float(np.median(lat[rows])), float(np.median(lon[rows])))
+        base = self._base(frame, t)
+        oof = self._oof_blocks(frame, relative, folds)
+        if self.has_position and self.use_knn:
+            self.neighbourhood = self._neighbourhood(frame, relative, np.ones(len(frame), bool))
+        for column in self.high_card:
+            self.encoders[column] = TargetEncoder().fit(frame[column], relative)
+        self._name_columns()
+        return np.hstack([base, oof]).astype(np.float32)
+
+    def _oof_blocks(self, frame: pd.DataFrame, relative: np.ndarray, folds: np.ndarray) -> np.ndarray:
+        """Target encodings and neighbourhood features of training rows, each from the other folds only."""
+        width = len(self.high_card) + (2 if self.has_position and self.use_knn else 0)
+        out = np.full((len(frame), width), np.nan)
+        for fold in np.unique(folds):
+            held, kept = folds == fold, folds != fold
+            for j, column in enumerate(self.high_card):
+                encoder = TargetEncoder().fit(frame[column][kept], relative[kept])
+                out[held, j] = encoder.transform(frame[column][held])
+            if self.has_position and self.use_knn:
+                index = self._neighbourhood(frame, relative, kept)
+                out[held, len(self.high_card):] = self._query(index, frame[held])
+        return out
+
+    def _cos_lat(self) -> dict[str, float]:
+        return {name: float(np.cos(np.radians(lat))) for name, (lat, _) in self.centres.items()}
+
+    def _neighbourhood(self, frame: pd.DataFrame, relative: np.ndarray, rows: np.ndarray) -> NeighbourhoodIndex:
+        part = frame[rows]
+        cities = part["city"].astype("string").fillna("").to_numpy()
+        return NeighbourhoodIndex(k=self.knn_k).fit(
+            cities, as_float(part["latitude"]), as_float(part["longitude"]), relative[rows], self._cos_lat()
+        )
+
+    @staticmethod
+    def _query(index: NeighbourhoodIndex, frame: pd.DataFrame) -> np.ndarray:
+        cities = frame["city"].astype("string").fillna("").to_numpy()
+        return index.query(cities, as_float(frame["latitude"]), as_float(frame["longitude"]))
+
+    def _name_columns(self) -> None:
+        names = list(self.numeric) + list(self.low_card)
+        names += [n for n, ok in (("size_per_room", self.has_size), ("floor_ratio", True), ("centre_distance_km", self.has_position)) if ok]
+        if self.has_time:
+            names += ["months_since_2000", "month_of_year"]
+        names += [f"{column}_encoded" for column in self.high_card]
+        if self.has_position and self.use_knn:
+            names += ["neighbourhood_rent_per_sqm", "neighbourhood_distance"]
+        self.names = names
+        self.categorical = [names.index(column) for column in self.low_card]
+
+    # ----- transforming ------------------------------------------------------------------------
+    def _base(self, frame: pd.DataFrame, t: np.ndarray) -> np.ndarray:
+        """Numeric, categorical, derived and time columns (everything that needs no training target)."""
+        columns = [as_float(frame[column]) for column in self.numeric]
+        for column, categories in self.low_card.items():
+            codes = categories.get_indexer(frame[column].astype("string")).astype(float)
+            columns.append(np.where(codes < 0, np.nan, codes))
+        get = lambda column: as_float(frame[column]) if column in frame.columns else np.full(len(frame), np.nan)  # noqa: E731
+        if self.has_size:
+            rooms = get("rooms")
+            rooms = np.where(np.isfinite(rooms), rooms, get("bedrooms") + 1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                columns.append(np.where(rooms > 0, get("size_sqm") / rooms, np.nan))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            total = get("total_floors")
+            columns.append(np.where(total > 0, get("floor") / total, np.nan))
+        if self.has_position:
+            columns.append(self._centre_distance(frame))
+        if self.has_time:
+            columns += [t, pd.to_datetime(frame["listed_at"], errors="coerce").dt.month.to_numpy(dtype=float, na_value=np.nan)]
+        return np.column_stack(columns) if columns else np.empty((len(frame), 0))
+
+    def _centre_distance(self, frame: pd.DataFrame) -> np.ndarray:
+        known = pd.Index(list(self.centres), dtype="string")
+        codes = city_codes(frame["city"], known)
+        centre = np.array(list(self.centres.values()) + [(np.nan, np.nan)])[codes]
+        lat, lon = as_float(frame["latitude"]), as_float(frame["longitude"])
+        dy = (lat - centre[:, 0]) * KM_PER_DEGREE
+        dx = (lon - centre[:, 1]) * KM_PER_DEGREE * np.cos(np.radians(centre[:, 0]))
+        return np.hypot(dx, dy)
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        """The feature matrix of new rows (encodings and neighbourhoods from all training rows)."""
+        t = self.time(frame)
+        blocks = [self._base(frame, t)]
+        blocks += [self.encoders[column].transform(frame[column])[:, None] for column in self.high_card]
+        if self.neighbourhood is not None:
+            blocks.append(self._query(self.neighbourhood, frame))
+        return np.hstack(blocks).astype(np.float32)
+
+    def offset(self, frame: pd.DataFrame) -> np.ndarray:
+        """The city trend's log rent for each row: the model predicts log rent relative to this."""
+        return self.trend.offset(frame["city"], self.time(frame))

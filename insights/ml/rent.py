@@ -1,0 +1,322 @@
+"""The rent model: LightGBM on log rent relative to a per-city trend, with calibrated intervals.
+
+Training (`RentModel.fit`), in short:
+1. group the rows by listing (`splits.group_labels`) and deal the groups into K folds;
+2. build features (`features.FeatureBuilder`), target encodings and neighbourhood rents out of fold;
+3. fit one LightGBM per fold on log rent minus the city trend (early stopping on a group split
+   *inside* the fold's training rows) to get out-of-fold residuals for every row, then one final
+   model on all rows with the folds' average number of trees (+10% for the extra data);
+4. fit a small LightGBM σ̂(x) of the absolute residual the same way (out of fold);
+5. calibrate the conformal intervals (per city) and the confidence score on the out-of-fold rows.
+Above `split_above` rows one group split replaces the K folds (train 80%, calibrate on 20%, no
+refit), because then 20% less training data costs little and K+1 fits cost a lot.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from insights.defaults import INTERVAL_LEVEL
+from insights.errors import InvalidInput
+from insights.ml import explain as explain_module
+from insights.ml.comparables import ComparablesIndex
+from insights.ml.confidence import ConfidenceCalibrator
+from insights.ml.features import TARGET, FeatureBuilder, check_schema, city_codes
+from insights.ml.intervals import MondrianScores, interval_bounds
+from insights.ml.metrics import expected_calibration_error, mape, mdape
+from insights.ml.splits import group_folds, group_labels, group_split
+
+log = logging.getLogger(__name__)
+
+#: LightGBM settings of the rent model, chosen by measurement on the shared data sets
+#: (benchmarks/bench_rent_model.py): smaller steps and more leaves than the defaults, row and column
+#: subsampling against overfitting, many trees cut by early stopping.
+DEFAULT_PARAMS: dict[str, Any] = {
+    "objective": "regression",
+    "learning_rate": 0.05,
+    "num_leaves": 63,
+    "min_child_samples": 10,
+    "feature_fraction": 0.7,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "lambda_l2": 1.0,
+    "max_bin": 255,
+    "verbose": -1,
+}
+#: The σ̂ model only has to rank rows by difficulty: small and quick.
+SIGMA_PARAMS: dict[str, Any] = {
+    "objective": "regression",
+    "learning_rate": 0.05,
+    "num_leaves": 15,
+    "min_child_samples": 50,
+    "feature_fraction": 0.8,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "verbose": -1,
+}
+SIGMA_ROUNDS = 200
+MAX_ROUNDS = 5000
+EARLY_STOPPING = 100
+
+
+#: Below this many rows LightGBM runs on one thread: with so little work per iteration, thread
+#: synchronisation costs more than it saves, and on a busy machine it can cost 10-50x.
+SMALL_DATA_ROWS = 50_000
+
+
+def _threads(n_jobs: int | None, rows: int | None = None) -> int:
+    if n_jobs and n_jobs > 0:
+        return n_jobs
+    if rows is not None and rows < SMALL_DATA_ROWS:
+        return 1
+    return os.cpu_count() or 1
+
+
+@dataclass
+class _Fitted:
+    """Everything a trained model needs at prediction time (kept apart from the settings)."""
+
+    builder: FeatureBuilder
+    booster: lgb.Booster
+    sigma_booster: lgb.Booster
+    sigma_floor: float
+    scores: MondrianScores
+    confidence: ConfidenceCalibrator
+    comparables: ComparablesIndex
+    currencies: dict[str, str]
+
+
+@dataclass
+class RentModel:
+    """LightGBM rent model with per-city conformal intervals, confidence, comparables and explanations.
+
+    Settings are plain fields so that a registry can pickle the model with joblib; `feature_schema`
+    and `check_schema` let it verify inputs before predicting.
+    """
+
+    level: float = INTERVAL_LEVEL
+    params: dict[str, Any] = field(default_factory=dict)
+    folds: int = 5
+    split_above: int = 300_000
+    knn_k: int = 10
+    use_knn: bool = True
+    use_target_encoding: bool = True
+    monotone_size: bool = True
+    min_city_rows: int = 100
+    seed: int = 0
+    n_jobs: int | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    _fitted: _Fitted | None = field(default=None, repr=False)
+
+    # ----- public API ----------------------------------------------------------------------------
+    @property
+    def feature_schema(self) -> dict[str, str]:
+        """Input columns the model reads, with their kind ('float', 'bool', 'str', 'datetime')."""
+        return dict(self._require().builder.schema)
+
+    def check_schema(self, frame: pd.DataFrame) -> None:
+        """Raise SchemaMismatch naming missing or mistyped columns of `frame`."""
+        check_schema(frame, self.feature_schema)
+
+    def fit(self, frame: pd.DataFrame, *, level: float | None = None) -> RentModel:
+        """Train on a canonical listing frame (needs `city` and `monthly_rent`); returns self."""
+        started = time.perf_counter()
+        if level is not None:
+            self.level = level
+        frame = self._usable(frame)
+        y = np.log(frame[TARGET].to_numpy(dtype=float))
+        groups = group_labels(frame)
+        folds = group_folds(groups, n_splits=self.folds, seed=self.seed)
+        builder = FeatureBuilder(knn_k=self.knn_k, use_knn=self.use_knn, use_target_encoding=self.use_target_encoding)
+        X = builder.fit_transform(frame, y, folds)
+        r = y - builder.offset(frame)
+        if len(frame) > self.split_above:
+            booster, oof, calibration = self._fit_split(X, r, groups, builder)
+        else:
+            booster, oof, calibration = self._fit_cross(X, r, groups, folds, builder)
+        residual = r[calibration] - oof[calibration]
+        sigma_booster, sigma = self._fit_sigma(X[calibration], residual, groups[calibration])
+        floor = float(np.quantile(sigma, 0.02))
+        sigma = np.maximum(sigma, floor)
+        cities = self._cities(frame)[calibration]
+        scores = MondrianScores(min_group_size=self.min_city_rows).fit(np.abs(residual) / sigma, cities, seed=self.seed)
+        inside = np.abs(np.expm1(residual)) <= ConfidenceCalibrator.band
+        calibrator = ConfidenceCalibrator(signed=MondrianScores(min_group_size=self.min_city_rows))
+        calibrator.fit(residual / sigma, sigma, cities, inside, seed=self.seed)
+        self._fitted = _Fitted(
+            builder, booster, sigma_booster, floor, scores, calibrator,
+            ComparablesIndex().fit(frame, seed=self.seed), self._currencies(frame),
+        )
+        self.metrics = self._holdout_metrics(y[calibration], oof[calibration] + (y - r)[calibration], residual, sigma, cities, groups[calibration])
+        self.metrics.update(rows=int(len(frame)), calibration_rows=int(len(residual)), trees=int(booster.num_trees()),
+                            features=list(builder.names), train_seconds=round(time.perf_counter() - started, 2))
+        return self
+
+    def predict(self, frame: pd.DataFrame, *, level: float | None = None) -> pd.DataFrame:
+        """`rent_estimate`, `rent_low`, `rent_high` (interval at `level`, default the model's) and `confidence_score`."""
+        fitted = self._require()
+        self.check_schema(frame)
+        level = self.level if level is None else level
+        if not 0.0 < level < 1.0:
+            raise InvalidInput(f"level must be between 0 and 1, got {level}")
+        X = fitted.builder.transform(frame)
+        threads = _threads(self.n_jobs, len(frame))
+        log_estimate = fitted.builder.offset(frame) + fitted.booster.predict(X, num_threads=threads)
+        sigma = np.maximum(fitted.sigma_booster.predict(X, num_threads=threads), fitted.sigma_floor)
+        cities = self._cities(frame)
+        low, high = interval_bounds(log_estimate, sigma, fitted.scores.quantile(level, cities))
+        return pd.DataFrame(
+            {
+                "rent_estimate": np.exp(log_estimate),
+                "rent_low": low,
+                "rent_high": high,
+                "confidence_score": fitted.confidence.predict(sigma, cities),
+            },
+            index=frame.index,
+        )
+
+    def comparables(self, frame: pd.DataFrame, k: int = 5) -> pd.DataFrame:
+        """The k most similar training listings of the same city for each row (long format, `query_row` = position)."""
+        return self._require().comparables.query(frame, k)
+
+    def explain(self, frame: pd.DataFrame, top: int = 3) -> pd.DataFrame:
+        """Per row: baseline rent, the `top` drivers with money amounts, and a sentence ('size +310 PLN, ...').
+
+        See `insights.ml.explain` for how log-space SHAP values become money (sequentially).
+        """
+        fitted = self._require()
+        self.check_schema(frame)
+        builder = fitted.builder
+        contributions = fitted.booster.predict(builder.transform(frame), pred_contrib=True, num_threads=_threads(self.n_jobs, len(frame)))
+        trend = builder.trend
+        codes = city_codes(frame["city"], trend.cities)
+        mean_level = float(trend.level[-1])
+        city_part = trend.level[codes] - mean_level
+        date_part = builder.offset(frame) - trend.level[codes]
+        names = [*builder.names, "city", "listing date"]
+        full = np.column_stack([contributions[:, :-1], city_part, date_part])
+        labels, grouped = explain_module.group_contributions(full, names)
+        baselines = np.exp(mean_level + contributions[:, -1])
+        cities = self._cities(frame)
+        if "currency" in frame.columns:
+            currencies = frame["currency"].astype("string").fillna("").to_numpy()
+        else:
+            currencies = np.array([fitted.currencies.get(c, "") for c in cities], dtype=object)
+        return explain_module.describe(labels, baselines, grouped, currencies, top).set_index(frame.index)
+
+    # ----- training steps --------------------------------------------------------------------------
+    def _params(self, builder: FeatureBuilder, rows: int) -> dict[str, Any]:
+        params = {**DEFAULT_PARAMS, **self.params, "seed": self.seed, "num_threads": _threads(self.n_jobs, rows)}
+        if self.monotone_size:
+            # More space in the same place never lowers the estimate (also per room: bigger rooms).
+            params["monotone_constraints"] = [1 if name in ("size_sqm", "size_per_room") else 0 for name in builder.names]
+            params.setdefault("monotone_constraints_method", "intermediate")
+        return params
+
+    def _train(self, X: np.ndarray, r: np.ndarray, groups: np.ndarray, builder: FeatureBuilder, rounds: int | None = None) -> lgb.Booster:
+        """One LightGBM; without `rounds`, early stopping on a 10% group split of these rows."""
+        params = self._params(builder, len(r))
+        cats = builder.categorical
+        if rounds is not None:
+            return lgb.train(params, lgb.Dataset(X, r, categorical_feature=cats, free_raw_data=True), num_boost_round=rounds)
+        fit_rows, stop_rows = group_split(groups, test_size=0.1, seed=self.seed + 1)
+        train_set = lgb.Dataset(X[fit_rows], r[fit_rows], categorical_feature=cats, free_raw_data=True)
+        valid_set = lgb.Dataset(X[stop_rows], r[stop_rows], reference=train_set, categorical_feature=cats)
+        return lgb.train(params, train_set, num_boost_round=MAX_ROUNDS, valid_sets=[valid_set],
+                         callbacks=[lgb.early_stopping(EARLY_STOPPING, verbose=False)])
+
+    def _fit_cross(self, X, r, groups, folds, builder) -> tuple[lgb.Booster, np.ndarray, np.ndarray]:
+        """K fold models for out-of-fold predictions, then one model on all rows."""
+        oof = np.empty(len(r))
+        rounds = []
+        for fold in range(self.folds):
+            held, kept = folds == fold, folds != fold
+            booster = self._train(X[kept], r[kept], groups[kept], builder)
+            rounds.append(booster.best_iteration or booster.num_trees())
+            oof[held] = booster.predict(X[held], num_iteration=booster.best_iteration, num_threads=_threads(self.n_jobs, len(r)))
+        final = self._train(X, r, groups, builder, rounds=int(np.mean(rounds) * 1.1) + 1)
+        return final, oof, np.ones(len(r), dtype=bool)
+
+    def _fit_split(self, X, r, groups, builder) -> tuple[lgb.Booster, np.ndarray, np.ndarray]:
+        """One model on 80% of the groups; the other 20% calibrate."""
+        train_rows, calibration_rows = group_split(groups, test_size=0.2, seed=self.seed)
+        booster = self._train(X[train_rows], r[train_rows], groups[train_rows], builder)
+        oof = np.full(len(r), np.nan)
+        oof[calibration_rows] = booster.predict(X[calibration_rows], num_iteration=booster.best_iteration, num_threads=_threads(self.n_jobs, len(r)))
+        calibration = np.zeros(len(r), dtype=bool)
+        calibration[calibration_rows] = True
+        return booster, oof, calibration
+
+    def _fit_sigma(self, X: np.ndarray, residual: np.ndarray, groups: np.ndarray) -> tuple[lgb.Booster, np.ndarray]:
+        """σ̂(x) ≈ E|residual|: out-of-fold values for the calibration rows, and one model on all of them."""
+        params = {**SIGMA_PARAMS, "seed": self.seed, "num_threads": _threads(self.n_jobs, len(residual))}
+        target = np.abs(residual)
+        folds = group_folds(groups, n_splits=min(self.folds, 3) if len(target) > self.split_above // 5 else self.folds, seed=self.seed + 2)
+        sigma = np.empty(len(target))
+        for fold in np.unique(folds):
+            held = folds == fold
+            booster = lgb.train(params, lgb.Dataset(X[~held], target[~held]), num_boost_round=SIGMA_ROUNDS)
+            sigma[held] = booster.predict(X[held], num_threads=params["num_threads"])
+        final = lgb.train(params, lgb.Dataset(X, target), num_boost_round=SIGMA_ROUNDS)
+        return final, sigma
+
+    def _holdout_metrics(self, y, log_oof, residual, sigma, cities, groups) -> dict[str, Any]:
+        """Held-out figures from the out-of-fold rows; intervals and confidence cross-checked by calibrating
+        on four fifths of the groups and scoring the fifth, so no row is scored by its own calibration."""
+        rent, estimate = np.exp(y), np.exp(log_oof)
+        folds = group_folds(groups, n_splits=5, seed=self.seed + 3)
+        inside = np.zeros(len(y), dtype=bool)
+        confidence = np.zeros(len(y))
+        within = np.abs(np.expm1(residual)) <= ConfidenceCalibrator.band
+        for fold in range(5):
+            held = folds == fold
+            scores = MondrianScores(min_group_size=self.min_city_rows).fit(np.abs(residual[~held]) / sigma[~held], cities[~held])
+            q = scores.quantile(self.level, cities[held])
+            inside[held] = np.abs(residual[held]) <= q * sigma[held]
+            calibrator = ConfidenceCalibrator(signed=MondrianScores(min_group_size=self.min_city_rows))
+            calibrator.fit(residual[~held] / sigma[~held], sigma[~held], cities[~held], within[~held])
+            confidence[held] = calibrator.predict(sigma[held], cities[held])
+        return {
+            "mdape": mdape(rent, estimate),
+            "mape": mape(rent, estimate),
+            "coverage": float(inside.mean()),
+            "confidence_ece": expected_calibration_error(confidence, within),
+            "level": self.level,
+        }
+
+    # ----- helpers ------------------------------------------------------------------------------------
+    def _require(self) -> _Fitted:
+        if self._fitted is None:
+            raise InvalidInput("the rent model is not trained yet: call fit() first")
+        return self._fitted
+
+    @staticmethod
+    def _cities(frame: pd.DataFrame) -> np.ndarray:
+        return frame["city"].astype("string").fillna("").to_numpy(dtype=object)
+
+    @staticmethod
+    def _currencies(frame: pd.DataFrame) -> dict[str, str]:
+        if "currency" not in frame.columns:
+            return {}
+        pairs = frame[["city", "currency"]].dropna().astype("string")
+        return {str(k): str(v) for k, v in pairs.groupby("city")["currency"].agg(lambda s: s.mode().iat[0]).items()}
+
+    @staticmethod
+    def _usable(frame: pd.DataFrame) -> pd.DataFrame:
+        """Rows with a city and a positive rent; raises if none are left."""
+        for column in ("city", TARGET):
+            if column not in frame.columns:
+                raise InvalidInput(f"training data needs a '{column}' column")
+        rent = pd.to_numeric(frame[TARGET], errors="coerce")
+        keep = (rent > 0) & frame["city"].notna()
+        if keep.sum() < 50:
+            raise InvalidInput(f"too few usable training rows ({int(keep.sum())}); need at least 50 with a city and a positive rent")
+        return frame[keep.to_numpy()].reset_index(drop=True)
