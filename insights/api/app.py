@@ -11,7 +11,7 @@ from insights import __version__
 from insights.api.errors import install_error_handlers
 from insights.api.feed_cache import FeedCache
 from insights.api.middleware import RateLimitHeaders
-from insights.api.routes import health, insights_feed, queries
+from insights.api.routes import health, insights_feed, operations, properties, queries
 from insights.config import Settings, get_settings
 from insights.runtime import Runtime
 
@@ -41,6 +41,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(health.router)
     app.include_router(queries.router)
     app.include_router(insights_feed.router)
+    app.include_router(properties.router)
+    app.include_router(operations.router)
     return app
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import redis
 from fastapi import Depends, Request
@@ -11,6 +11,9 @@ from sqlalchemy.orm import Session
 
 from insights.config import Settings
 from insights.runtime import Runtime
+from insights.errors import RateLimited, ServiceUnavailable
+from insights.services import keys, ratelimit
+from insights.services.keys import Principal, require
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -40,23 +43,18 @@ SessionDep = Annotated[Session, Depends(get_db)]
 RedisDep = Annotated[redis.Redis, Depends(get_redis)]
 
 
-def _authenticate(request: Request, runtime: Runtime, session: Session) -> "Principal":
-    from insights.services import keys, ratelimit
-
+def authenticate_request(request: Request, runtime: RuntimeDep, session: SessionDep) -> Principal:
+    """The caller of `Authorization: Bearer <key>`, after taking one token from its rate-limit bucket."""
     principal = keys.authenticate(
         session, secret=runtime.settings.resolved_secret(), authorization_header=request.headers.get("authorization")
     )
     try:
         decision = ratelimit.check(runtime.redis, key_id=principal.key_prefix, plan=principal.plan)
     except redis.RedisError as exc:
-        from insights.errors import ServiceUnavailable
-
         raise ServiceUnavailable("rate limiter unavailable (Redis cannot be reached)") from exc
     # The rate-limit middleware copies these onto the response, whatever it turns out to be.
     request.scope.setdefault("state", {})["rate_limit_headers"] = decision.headers()
     if not decision.allowed:
-        from insights.errors import RateLimited
-
         raise RateLimited(
             f"rate limit of {decision.limit} requests per minute exceeded; retry in {decision.retry_after} s",
             retry_after=decision.retry_after,
@@ -67,15 +65,14 @@ def _authenticate(request: Request, runtime: Runtime, session: Session) -> "Prin
 
 def requires(permission: str):  # type: ignore[no-untyped-def]
     """A dependency: the authenticated, rate-limited caller, who must hold `permission`."""
-    from insights.services.keys import Principal, require
 
     def dependency(request: Request, runtime: RuntimeDep, session: SessionDep) -> Principal:
-        principal = _authenticate(request, runtime, session)
+        principal = authenticate_request(request, runtime, session)
         require(principal, permission)
         return principal
 
     return Depends(dependency)
 
 
-if TYPE_CHECKING:  # pragma: no cover
-    from insights.services.keys import Principal
+AnyCallerDep = Annotated[Principal, Depends(authenticate_request)]
+"""The authenticated, rate-limited caller, whatever its permissions."""

@@ -76,3 +76,39 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorResponse, "description": "Invalid input"},
     429: {"model": ErrorResponse, "description": "Rate limit exceeded (see Retry-After)"},
 }
+
+
+class PropertyIn(BaseModel):
+    """One property of the caller's portfolio, in the canonical schema (only `property_id` and `city` required)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    property_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$", examples=["prop_12345"])
+    city: str = Field(min_length=1, max_length=128, examples=["Berlin"])
+    country: str | None = Field(default=None, max_length=64)
+    district: str | None = Field(default=None, max_length=128)
+    postcode: str | None = Field(default=None, max_length=32)
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+    property_type: str | None = Field(default=None, max_length=64, examples=["apartment"])
+    bedrooms: float | None = Field(default=None, ge=0, le=30)
+    rooms: float | None = Field(default=None, ge=0, le=60)
+    bathrooms: float | None = Field(default=None, ge=0, le=30)
+    size_sqm: float | None = Field(default=None, gt=5, le=2000)
+    floor: float | None = Field(default=None, ge=-5, le=300)
+    total_floors: float | None = Field(default=None, ge=0, le=300)
+    year_built: float | None = Field(default=None, ge=1000, le=2100)
+    furnished: bool | None = None
+    parking: bool | None = None
+    balcony: bool | None = None
+    elevator: bool | None = None
+    pets_allowed: bool | None = None
+    extra: dict[str, str | float | bool | None] = Field(default_factory=dict, max_length=100)
+
+
+class PropertiesIn(BaseModel):
+    """A batch of properties to create or update."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    properties: list[PropertyIn] = Field(min_length=1, max_length=1000)
