@@ -5,26 +5,29 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sqlalchemy import delete, insert
+import pandas as pd
+from sqlalchemy import delete, insert, select
 
 from insights.ml import registry
 from insights.ml.scoring import score
 from insights.runtime import Runtime
 from insights.storage import ingest_repo
-from insights.storage.tables import PropertyPrediction
+from insights.storage.tables import PropertyPrediction, PropertyRow
 
 PAYLOAD_COLUMNS = ("rent_estimate", "rent_low", "rent_high", "confidence_score", "expected_occupancy", "optimal_rent")
 
 
 def refresh_predictions(runtime: Runtime) -> dict[str, Any]:
-    """Score every stored property with the champions and replace the stored predictions in one transaction."""
+    """Score every stored property (market data and every account's portfolio) with the champions and replace the stored predictions in one transaction."""
     models_dir = runtime.settings.models_dir
     if registry.champion_version(models_dir, "rent") is None:
         return {"scored": 0, "reason": "no rent champion"}
     rent = registry.load_champion(models_dir, "rent")
     occupancy = registry.load_champion(models_dir, "occupancy") if registry.champion_version(models_dir, "occupancy") else None
     with runtime.session_factory() as session:
-        properties = ingest_repo.load_properties(session)
+        owners = session.scalars(select(PropertyRow.account_id).distinct()).all()
+        frames = [ingest_repo.load_properties(session, account_id=owner) for owner in owners]
+    properties = pd.concat([f for f in frames if len(f)]) if any(len(f) for f in frames) else pd.DataFrame()
     if properties.empty:
         return {"scored": 0}
     scored = score(properties.drop(columns=["listed_at"], errors="ignore"), rent, occupancy=occupancy)
