@@ -34,5 +34,5 @@ def publish_insights(runtime: Runtime, *, run_id: str, say: Callable[[str], Any]
         bump_version(runtime.redis, run_id)
     except Exception as exc:  # the feed still serves from the database; caches refresh on the next bump
         log.warning("could not bump the feed version: %s", exc)
-    say(f"insights: {counts}")
-    return dict(counts) if isinstance(counts, dict) else {"stored": counts}
+    say(f"insights: {counts.stored} stored, {counts.published} published, {counts.retired} retired")
+    return {"generated": len(records), "stored": counts.stored, "published": counts.published, "retired": counts.retired}
