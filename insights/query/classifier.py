@@ -42,8 +42,36 @@ def build_pipeline() -> Pipeline:
     return Pipeline([("features", features), ("model", model)])
 
 
+class _Vectorizer:
+    """Inference-only copy of a fitted TfidfVectorizer: analyzer, vocabulary, idf, offset."""
+
+    def __init__(self, fitted: TfidfVectorizer, offset: int) -> None:
+        self.analyze = fitted.build_analyzer()
+        self.vocabulary: dict[str, int] = {k: int(v) for k, v in fitted.vocabulary_.items()}
+        self.idf = fitted.idf_
+        self.offset = offset
+
+    def features(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """Column indices and l2-normalised sublinear tf-idf weights of `text`."""
+        counts: dict[int, int] = {}
+        for gram in self.analyze(text):
+            column = self.vocabulary.get(gram)
+            if column is not None:
+                counts[column] = counts.get(column, 0) + 1
+        if not counts:
+            return np.empty(0, dtype=np.intp), np.empty(0)
+        columns = np.fromiter(counts, dtype=np.intp, count=len(counts))
+        weights = (1.0 + np.log(np.fromiter(counts.values(), dtype=float, count=len(counts)))) * self.idf[columns]
+        return columns + self.offset, weights / np.linalg.norm(weights)
+
+
 class IntentClassifier:
-    """A trained intent model over masked question text."""
+    """A trained intent model over masked question text.
+
+    Training uses the scikit-learn pipeline; prediction recomputes the same features and
+    softmax directly from the fitted vocabularies and weights, because the generic
+    transform/predict_proba path costs milliseconds per single question in input checks.
+    """
 
     def __init__(self, texts: Sequence[str], labels: Sequence[str]) -> None:
         # One BLAS thread: the problem is tiny, and competing threads on a busy machine made
@@ -51,6 +79,14 @@ class IntentClassifier:
         with threadpool_limits(limits=1):
             self._pipeline = build_pipeline().fit(list(texts), list(labels))
         self._classes: list[str] = [str(c) for c in self._pipeline.classes_]
+        self._vectorizers: list[_Vectorizer] = []
+        offset = 0
+        for _, fitted in self._pipeline.named_steps["features"].transformer_list:
+            self._vectorizers.append(_Vectorizer(fitted, offset))
+            offset += len(fitted.vocabulary_)
+        model: LogisticRegression = self._pipeline.named_steps["model"]
+        self._coef_columns = np.ascontiguousarray(model.coef_.T)  # (features, classes)
+        self._intercept = model.intercept_.copy()
 
     @property
     def intents(self) -> list[str]:
@@ -59,10 +95,24 @@ class IntentClassifier:
 
     def predict(self, masked_text: str) -> Prediction:
         """Probabilities of each intent for one masked question."""
-        probs = self._pipeline.predict_proba([masked_text])[0]
+        probs = self._probabilities(masked_text)
         best = int(np.argmax(probs))
         return Prediction(
             intent=self._classes[best],
             confidence=float(probs[best]),
             probabilities={c: float(p) for c, p in zip(self._classes, probs)},
         )
+
+    def predict_reference(self, masked_text: str) -> np.ndarray:
+        """Probabilities through scikit-learn's own predict_proba (to check the fast path)."""
+        return self._pipeline.predict_proba([masked_text])[0]
+
+    def _probabilities(self, masked_text: str) -> np.ndarray:
+        scores = self._intercept.copy()
+        for vectorizer in self._vectorizers:
+            columns, weights = vectorizer.features(masked_text)
+            if len(columns):
+                scores += weights @ self._coef_columns[columns]
+        scores -= scores.max()
+        exp = np.exp(scores)
+        return exp / exp.sum()

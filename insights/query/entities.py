@@ -52,13 +52,13 @@ _RENT_PER_MONTH = re.compile(rf"(?<![\w.,])(?P<num>{_AMOUNT})(?P<k>{_K})?{_PER_M
 _CURRENCY_ONLY = re.compile(rf"\bin\s+{_SUFFIX_CUR}", re.IGNORECASE)
 
 _SIZE = re.compile(
-    rf"(?<![\w.,])(?P<num>{_AMOUNT})\s?-?\s?(?P<unit>m²|m2\b|m\^2|sq\.?\s?m(?:et(?:er|re)s?)?\b|sqm\b|qm\b"
-    r"|square[\s-]+met(?:er|re)s?\b|met(?:er|re)s?[\s-]squared\b|sq\.?\s?f(?:ee)?t\.?(?!\w)|sqft\b|sf\b"
+    rf"(?<![\w.,])(?P<num>{_AMOUNT})\s?-?\s?(?P<unit>m²|m2\b|m\^2|sq\.?[\s-]?m(?:et(?:er|re)s?)?\b|sqm\b|qm\b"
+    r"|square[\s-]+met(?:er|re)s?\b|met(?:er|re)s?[\s-]squared\b|sq\.?[\s-]?f(?:ee)?t\.?(?!\w)|sqft\b|sf\b"
     r"|square[\s-]+f(?:ee|oo)t\b|ft²|ft2\b|feet[\s-]squared\b)",
     re.IGNORECASE,
 )
 _BEDROOMS = re.compile(
-    rf"\b(?P<n>\d+|{_NUMWORD})\s?-?\s?(?:bed(?:room)?s?|bdrms?|bdr|br|bhk|bd|b/r)\b", re.IGNORECASE
+    rf"\b(?P<n>\d+|{_NUMWORD})\s?-?\s?(?:bed(?:room|rm)?s?|bdrms?|bdr|br|bhk|bd|b/r)\b", re.IGNORECASE
 )
 _BEDROOMS_AFTER = re.compile(rf"\bbed(?:room)?s?\s*[:=]\s*(?P<n>\d+|{_NUMWORD})\b", re.IGNORECASE)
 _T_NOTATION = re.compile(r"\bT(?P<n>[0-5])\b")

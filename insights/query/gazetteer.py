@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 
@@ -41,6 +41,8 @@ PRIMARY_NAME_BONUS = 1.0
 CAPITALISED_WORD_MIN_POPULATION = 50_000
 #: Longest place name, in words, looked for in a question.
 MAX_NAME_WORDS = 5
+#: Misspelling look-ups per question (each scans a few thousand names); bounds junk input.
+MAX_FUZZY_LOOKUPS = 12
 #: Longest question part (characters) scanned; longer input is cut.
 MAX_TEXT_CHARS = 2000
 
@@ -53,6 +55,10 @@ _PLACE_AFTER = frozenset(
     "vs versus and or compared than right now today this next over area city centre center "
     "downtown region metro rents rent prices market markets".split()
 )
+#: Words right before a short lowercase place name ("in rio").
+_PLACE_PREPOSITIONS = frozenset("in at near around from to visiting".split())
+#: Words joining a list of places ("Cologne or Bonn", "Reading and Oxford").
+_PLACE_LIST_JOINERS = frozenset("or and".split())
 #: Words that may follow an ambiguous place name at the very start of a question.
 _PLACE_AFTER_AT_START = frozenset("vs versus compared".split())
 _SENTENCE_END = re.compile(r"[.!?;:\"(]\s*$")
@@ -131,6 +137,51 @@ class _Entry:
 def _indexable_alternate(name: str) -> bool:
     """Alternates worth indexing: Latin, capitalised, not an all-caps code, 3+ letters."""
     return len(name) >= 3 and name != name.lower() and name != name.upper() and is_latin(name)
+
+
+@dataclass(slots=True)
+class _Scan:
+    """One question being scanned for places: its text, words and what counts as a word."""
+
+    text: str
+    words: list[Token]
+    known: Container[str]
+    shouting: bool
+    fuzzy_left: int = MAX_FUZZY_LOOKUPS
+
+    def common(self, key: str) -> bool:
+        """True for English and caller-known words, which are places only in context."""
+        return key in PLACE_WORDS or key in self.known
+
+    def key(self, i: int, n: int) -> str:
+        """Folded words i..i+n-1 joined by spaces (an index key)."""
+        return " ".join(w.folded for w in self.words[i : i + n])
+
+    def folded_at(self, i: int) -> str | None:
+        """Folded word i, or None outside the question."""
+        return self.words[i].folded if 0 <= i < len(self.words) else None
+
+    def joined(self, i: int, n: int) -> bool:
+        """True when words i..i+n-1 are separated only by spaces, hyphens, dots or apostrophes."""
+        span = self.words[i : i + n]
+        return all(_NAME_JOINER.match(self.text[a.end : b.start]) for a, b in zip(span, span[1:]))
+
+    def at_sentence_start(self, i: int) -> bool:
+        """True for the first word of the question or of a sentence in it."""
+        before = self.text[: self.words[i].start]
+        return i == 0 or not before.strip() or bool(_SENTENCE_END.search(before))
+
+    def _gap_after(self, i: int) -> str:
+        end = self.words[i].end
+        return self.text[end : self.words[i + 1].start] if i + 1 < len(self.words) else self.text[end:]
+
+    def clause_ends_after(self, i: int) -> bool:
+        """True when word i ends the question or is followed by punctuation."""
+        return i + 1 >= len(self.words) or bool(_AFTER_PUNCT.match(self._gap_after(i)))
+
+    def comma_after(self, i: int) -> bool:
+        """True when a comma follows word i."""
+        return self._gap_after(i).lstrip().startswith(",")
 
 
 class Gazetteer:
@@ -268,7 +319,7 @@ class Gazetteer:
         return _prefer_country(found, code)
 
     # ----------------------------------------------------------------- scanning text
-    def find_places(self, text: str, common_words: frozenset[str] = frozenset()) -> list[PlaceMatch]:
+    def find_places(self, text: str, common_words: Container[str] = frozenset()) -> list[PlaceMatch]:
         """Cities, countries and US states named in a question, in order of appearance.
 
         `common_words` are the caller's known vocabulary (folded words): like English words that
@@ -276,81 +327,98 @@ class Gazetteer:
         read as misspelt city names.
         """
         text = text[:MAX_TEXT_CHARS]
-        words = tokens(text)
-        shouting = text.upper() == text
-        matches = list(self._scan(text, words, common_words, shouting))
+        scan = _Scan(text, tokens(text), common_words, text.upper() == text)
+        matches = list(self._scan(scan))
         matches.extend(self._cased_countries(text, matches))
         matches.sort(key=lambda m: m.start)
         return self._apply_context(text, matches)
 
-    def _scan(
-        self, text: str, words: list[Token], common: frozenset[str], shouting: bool
-    ) -> Iterator[PlaceMatch]:
+    def _scan(self, scan: _Scan) -> Iterator[PlaceMatch]:
         i = 0
-        while i < len(words):
-            match, used = self._match_at(text, words, i, common, shouting)
+        while i < len(scan.words):
+            match, used = self._match_at(scan, i)
             if match is not None:
                 yield match
             i += max(used, 1)
 
-    def _match_at(
-        self, text: str, words: list[Token], i: int, common: frozenset[str], shouting: bool
-    ) -> tuple[PlaceMatch | None, int]:
+    def _match_at(self, scan: _Scan, i: int) -> tuple[PlaceMatch | None, int]:
         """The longest place name starting at word i (exact, then misspelt), and its length."""
-        for n in range(min(MAX_NAME_WORDS, len(words) - i), 0, -1):
-            span = words[i : i + n]
-            if not _joined(text, span):
-                continue
-            key = " ".join(w.folded for w in span)
-            match = self._exact(text, words, i, n, key, common, shouting)
-            if match is not None:
-                return match, n
+        for n in range(min(MAX_NAME_WORDS, len(scan.words) - i), 0, -1):
+            if scan.joined(i, n):
+                match = self._exact(scan, i, n)
+                if match is not None:
+                    return match, n
         for n in (3, 2, 1):
-            span = words[i : i + n]
-            if len(span) == n and _joined(text, span):
-                match = self._misspelt(text, words, i, n, common, shouting)
+            if i + n <= len(scan.words) and scan.joined(i, n):
+                match = self._misspelt(scan, i, n)
                 if match is not None:
                     return match, n
         return None, 1
 
-    def _exact(
-        self, text: str, words: list[Token], i: int, n: int, key: str, common: frozenset[str], shouting: bool
-    ) -> PlaceMatch | None:
-        start, end = words[i].start, words[i + n - 1].end
+    def _exact(self, scan: _Scan, i: int, n: int) -> PlaceMatch | None:
+        key = scan.key(i, n)
+        start, end = scan.words[i].start, scan.words[i + n - 1].end
+        found = scan.text[start:end]
         country = self._countries.get(key)
-        state = self._states.get(key) if n > 1 or key not in self._index else None
         cities = tuple(self._records[e.geonameid] for e in self._index.get(key, ()))
         if country is not None:
             # A country name wins over a city that merely lists it as an alternate ("Mexico"),
             # but a city-state is both ("Singapore", "Luxembourg").
             same = tuple(c for c in cities if c.country_code == country and fold(c.name) == key)
-            return PlaceMatch(start, end, text[start:end], cities=same, country_code=country)
-        if state is not None:
-            return PlaceMatch(start, end, text[start:end], state_code=state)
+            return PlaceMatch(start, end, found, cities=same, country_code=country)
+        state = self._states.get(key)
+        # "New York" and "Washington" are cities unless they follow a comma ("Seattle, Washington").
+        if state is not None and (not cities or scan.text[:start].rstrip().endswith(",")):
+            return PlaceMatch(start, end, found, state_code=state)
         if not cities:
             return None
-        if self._needs_context(key, common) and not _in_place_position(
-            text, words, i, n, shouting, cities[0].population
-        ):
+        if (scan.common(key) or len(key) <= 3) and not self._place_position(scan, i, n, cities[0].population):
             return None
-        return PlaceMatch(start, end, text[start:end], cities=cities)
+        return PlaceMatch(start, end, found, cities=cities)
 
-    def _misspelt(
-        self, text: str, words: list[Token], i: int, n: int, common: frozenset[str], shouting: bool
-    ) -> PlaceMatch | None:
-        span = words[i : i + n]
-        if any(w.folded in common or w.folded in PLACE_WORDS for w in span):
+    def _misspelt(self, scan: _Scan, i: int, n: int) -> PlaceMatch | None:
+        if any(scan.common(scan.words[k].folded) for k in range(i, i + n)):
             return None
-        if not _in_place_position(text, words, i, n, shouting, FUZZY_MIN_POPULATION, loose=True):
+        if scan.fuzzy_left <= 0 or not self._place_position(scan, i, n, FUZZY_MIN_POPULATION, misspelt=True):
             return None
-        cities = tuple(self.fuzzy_candidates(" ".join(w.folded for w in span)))
+        scan.fuzzy_left -= 1
+        cities = tuple(self.fuzzy_candidates(scan.key(i, n)))
         if not cities:
             return None
-        start, end = span[0].start, span[-1].end
-        return PlaceMatch(start, end, text[start:end], cities=cities, fuzzy=True)
+        start, end = scan.words[i].start, scan.words[i + n - 1].end
+        return PlaceMatch(start, end, scan.text[start:end], cities=cities, fuzzy=True)
 
-    def _needs_context(self, key: str, common: frozenset[str]) -> bool:
-        return key in PLACE_WORDS or key in common or len(key) <= 3
+    def _place_position(self, scan: _Scan, i: int, n: int, population: int, *, misspelt: bool = False) -> bool:
+        """Whether words[i:i+n] sit where a place name would, for names that are also words.
+
+        Capitalised mid-sentence (or anywhere, for a misspelling, which is no English word) is
+        enough for a city of some size; otherwise the name must sit between place words
+        ("in reading?", "nice vs lyon", "Cologne or Bonn").
+        """
+        first, key = scan.words[i], scan.key(i, n)
+        prev, nxt = scan.folded_at(i - 1), scan.folded_at(i + n)
+        capitalised = first.text[:1].isupper() and not scan.shouting
+        at_start = scan.at_sentence_start(i)
+        if n == 1 and len(key) <= 3 and not capitalised:
+            # Short lowercase names ("rio") only right after a place preposition.
+            return prev in _PLACE_PREPOSITIONS and not scan.common(key)
+        if capitalised and (not at_start or misspelt) and population >= CAPITALISED_WORD_MIN_POPULATION:
+            return True
+        if at_start:
+            return nxt in _PLACE_AFTER_AT_START or (
+                (nxt in _PLACE_LIST_JOINERS or scan.comma_after(i + n - 1)) and self._place_follows(scan, i + n)
+            )
+        return prev in _PLACE_BEFORE and (scan.clause_ends_after(i + n - 1) or nxt in _PLACE_AFTER)
+
+    def _place_follows(self, scan: _Scan, i: int) -> bool:
+        """True when an unambiguous place name starts at word i or i+1 ("Cologne or Bonn")."""
+        for start in (i, i + 1):
+            for n in (1, 2, 3):
+                if start + n <= len(scan.words) and scan.joined(start, n):
+                    key = scan.key(start, n)
+                    if key in self._index and not scan.common(key) and len(key) > 3:
+                        return True
+        return False
 
     def _cased_countries(self, text: str, found: list[PlaceMatch]) -> Iterator[PlaceMatch]:
         taken = [(m.start, m.end) for m in found]
@@ -403,34 +471,6 @@ def _prefer_country(found: list[CityRecord], code: str | None) -> CityRecord | N
     return found[0]
 
 
-def _joined(text: str, span: list[Token]) -> bool:
-    """True when consecutive words are only separated by spaces, hyphens, dots or apostrophes."""
-    return all(_NAME_JOINER.match(text[a.end : b.start]) for a, b in zip(span, span[1:]))
-
-
-def _in_place_position(
-    text: str, words: list[Token], i: int, n: int, shouting: bool, population: int, *, loose: bool = False
-) -> bool:
-    """Whether words[i:i+n] sit where a place name would: capitalised mid-sentence, or
-    between place words ("in reading?", "nice vs lyon"). `loose` also accepts a capitalised
-    word at the start of the question (for misspellings, which are no English word)."""
-    first = words[i]
-    prev = words[i - 1].folded if i > 0 else None
-    nxt = words[i + n].folded if i + n < len(words) else None
-    before = text[: first.start]
-    at_start = i == 0 or bool(_SENTENCE_END.search(before)) or not before.strip()
-    tail = text[words[i + n - 1].end : words[i + n].start] if nxt is not None else text[words[i + n - 1].end :]
-    ends_clause = nxt is None or bool(_AFTER_PUNCT.match(tail))
-    capitalised = first.text[:1].isupper() and not shouting
-    if len(first.folded) <= 3 and n == 1 and not capitalised:
-        return False
-    if capitalised and (not at_start or loose) and population >= CAPITALISED_WORD_MIN_POPULATION:
-        return True
-    if at_start:
-        return nxt in _PLACE_AFTER_AT_START
-    return prev in _PLACE_BEFORE and (ends_clause or nxt in _PLACE_AFTER)
-
-
 @cache
 def default_gazetteer() -> Gazetteer:
     """The process-wide gazetteer, built on first use (about half a second)."""
@@ -458,23 +498,19 @@ def match_data_city(city: CityRecord | str, known_cities: Iterable[str]) -> str 
     """
     gazetteer = default_gazetteer()
     record = city if isinstance(city, CityRecord) else gazetteer.resolve(city)
-    asked_keys = _spellings(city, record)
     known = [k for k in dict.fromkeys(known_cities) if isinstance(k, str) and k.strip()]
-    for name in known:
-        if fold(name) in asked_keys:
-            return name
+    # The asked spelling itself first, then the city's canonical name, then any spelling of it.
+    asked = fold_variants(city) if isinstance(city, str) else set()
+    canonical = fold_variants(record.name) if record is not None else set()
+    for keys in (asked, canonical):
+        for name in known:
+            if fold(name) in keys:
+                return name
     if record is not None:
         for name in known:
             if _resolve_data_name(name) == record.geonameid:
                 return name
-    return _fuzzy_fallback(asked_keys, known)
-
-
-def _spellings(city: CityRecord | str, record: CityRecord | None) -> set[str]:
-    keys = fold_variants(city) if isinstance(city, str) else set()
-    if record is not None:
-        keys |= fold_variants(record.name)
-    return keys
+    return _fuzzy_fallback(asked | canonical, known)
 
 
 def _fuzzy_fallback(asked: set[str], known: list[str]) -> str | None:

@@ -39,6 +39,8 @@ UNSUPPORTED = "unsupported"
 COMPARE = "compare_markets"
 #: Longest question read; the rest is ignored (a question is a sentence or two).
 MAX_QUESTION_CHARS = 1000
+#: Words of a question looked at by the spelling corrector (bounds the cost of junk input).
+MAX_CORRECTED_WORDS = 60
 #: Order of the entities in `Interpretation.entities`.
 ENTITY_ORDER: tuple[str, ...] = (
     "city", "cities", "country", "property_type", "bedrooms", "bathrooms", "size_sqm",
@@ -100,6 +102,7 @@ class Parsed:
     masked: str
     cities: tuple[CityRecord, ...]
     countries: tuple[str, ...]
+    place_mentions: int
 
 
 def _fill_training_template(template: str) -> str:
@@ -132,8 +135,7 @@ class Interpreter:
         cleaned = clean(text, MAX_QUESTION_CHARS)
         property_id, masked = ent.extract_property_id(cleaned)
         corrections = self._corrections(masked)
-        common = frozenset(self.vocabulary.counts) | frozenset(corrections)
-        places = self._gazetteer.find_places(masked, common)
+        places = self._gazetteer.find_places(masked, _Known(self.vocabulary, corrections))
         masked = _mask_places(masked, places)
         masked = _apply_corrections(masked, corrections)
         values, masked = _mask_values(masked)
@@ -144,12 +146,13 @@ class Interpreter:
         if property_id:
             entities["property_id"] = property_id
         ordered = {k: entities[k] for k in ENTITY_ORDER if k in entities}
-        return Parsed(ordered, _classifier_text(masked), cities, countries)
+        mentions = sum(1 for p in places if p.cities or p.country_code)
+        return Parsed(ordered, _classifier_text(masked), cities, countries, mentions)
 
     def _corrections(self, text: str) -> dict[str, str]:
         """Misspelt ordinary words -> their correction (never words that are place names)."""
         fixes: dict[str, str] = {}
-        for token in tokens(text):
+        for token in tokens(text)[:MAX_CORRECTED_WORDS]:
             word = token.folded
             if word in fixes or word in self.vocabulary or self._gazetteer.knows(word):
                 continue
@@ -184,8 +187,7 @@ class Interpreter:
         if _HOSTILE.search(text) or sum(ch.isalpha() for ch in text) < 2:
             return UNSUPPORTED, RULE_CONFIDENCE
         words = set(parsed.masked.split())
-        places = len(parsed.cities) + (len(parsed.countries) if not parsed.cities else 0)
-        explicit_comparison = places >= 2 and bool(words & _COMPARE_MARKERS)
+        explicit_comparison = parsed.place_mentions >= 2 and bool(words & _COMPARE_MARKERS)
         if not (words & _DOMAIN_WORDS or _has_property_entity(parsed.entities) or explicit_comparison):
             return UNSUPPORTED, RULE_CONFIDENCE
         prediction = self.classifier.predict(parsed.masked)
@@ -196,6 +198,17 @@ class Interpreter:
     def predict(self, text: str) -> Prediction:
         """The classifier's raw view of a question (no rules): for evaluation and debugging."""
         return self.classifier.predict(self.parse(text).masked)
+
+
+@dataclass(frozen=True, slots=True)
+class _Known:
+    """Words that are not places by themselves: the vocabulary and this question's typos of it."""
+
+    vocabulary: Vocabulary
+    corrections: Mapping[str, str]
+
+    def __contains__(self, word: object) -> bool:
+        return word in self.vocabulary or word in self.corrections
 
 
 def _has_property_entity(entities: Mapping[str, Any]) -> bool:
