@@ -7,7 +7,8 @@ Run offline with an English word list (Debian's `wamerican` package installs one
 A word is kept when it is a lowercase dictionary word and either equals a gazetteer name
 ("nice", "reading", "mobile", "bath"), or lies within the typo distance of a big city's name
 ("homes" ~ "Homs"), so that the interpreter neither reads it as a city nor as a misspelt one.
-Multi-word alternates made only of dictionary words ("old town", "big apple") are kept too.
+Multi-word alternates made only of dictionary words ("old town", "big apple") are kept too,
+unless they are some city's main name ("Cape Town").
 """
 
 from __future__ import annotations
@@ -33,9 +34,14 @@ def dictionary_words(path: Path) -> set[str]:
 
 def place_words(gazetteer: Gazetteer, words: set[str]) -> set[str]:
     """The dictionary words that are, or nearly are, indexed place names."""
-    keys = gazetteer._index.keys()  # noqa: SLF001 - this tool is the index's own companion
-    found = {key for key in keys if " " not in key and key in words}
-    found |= {key for key in keys if " " in key and all(part in words for part in key.split())}
+    index = gazetteer._index  # noqa: SLF001 - this tool is the index's own companion
+    found = {key for key in index if " " not in key and key in words}
+    # Multi-word nicknames made of words ("old town", "big apple"), but not real main names
+    # ("Cape Town", "Baton Rouge", "Long Beach").
+    found |= {
+        key for key, entries in index.items()
+        if " " in key and all(part in words for part in key.split()) and not any(p for _, p in entries)
+    }
     found |= {word for word in words if len(word) >= 5 and gazetteer.fuzzy_candidates(word)}
     return found
 

