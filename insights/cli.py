@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from insights import defaults
-from insights.config import Settings, get_settings
+from insights.config import get_settings
 from insights.runtime import Runtime
 
 app = typer.Typer(help="Leaseora insights: rent models, market insights and natural-language queries.", no_args_is_help=True)
@@ -79,7 +79,7 @@ def up(host: HostOpt = defaults.API_HOST, port: PortOpt = defaults.API_PORT) -> 
     runtime = Runtime.open(settings)
     from pipelines.bootstrap import bootstrap
 
-    bootstrap(runtime, say=console.print)
+    bootstrap(runtime, say=lambda message: console.print(message, markup=False))
     env = {**os.environ, "REDIS_URL": runtime.redis_url, "LEASEORA_HOME": str(settings.home)}
     children = [
         _child(["worker"], env, settings.logs_dir / "worker.log"),
@@ -119,21 +119,13 @@ def cron(
     """Run RQ's cron scheduler: it enqueues the nightly chain on the pipeline queue, where workers run it."""
     import logging
 
-    from rq.cron import CronScheduler
-
-    from insights.worker.tasks import requeue_stale_queries, run_nightly
+    from insights.worker.cron import build_scheduler
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s cron %(levelname)s %(message)s")
     settings = get_settings()
     runtime = Runtime.open(settings)
     try:
-        scheduler = CronScheduler(connection=runtime.redis, name=f"leaseora-{os.getpid()}")
-        scheduler.register(run_nightly, queue_name=defaults.PIPELINE_QUEUE, cron=schedule or settings.nightly_cron,
-                           job_timeout=defaults.NIGHTLY_JOB_TIMEOUT, name="nightly")
-        # Queries recorded while Redis was down are put back on the queue once it answers again.
-        scheduler.register(requeue_stale_queries, queue_name=defaults.QUERY_QUEUE, interval=60, job_timeout=60,
-                           name="requeue-stale-queries")
-        scheduler.start()
+        build_scheduler(runtime.redis, settings, schedule=schedule).start()
     finally:
         runtime.close()
 

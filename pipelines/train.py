@@ -80,14 +80,17 @@ def occupancy_gate(settings: Settings) -> registry.Gate:
 
 def train_rent(
     listings: pd.DataFrame, *, settings: Settings, level: float | None = None, seed: int = 0,
-    progress: Progress = log.info,
+    progress: Progress = log.info, model: RentModel | None = None,
 ) -> tuple[registry.Registration, RentModel, dict[str, Any], dict[str, Any]]:
-    """Fit, evaluate against the champion on the same held-out rows, and register the rent model."""
+    """Fit, evaluate against the champion on the same held-out rows, and register the rent model.
+
+    `model` is an unfitted `RentModel` with other settings (default: the tuned defaults).
+    """
     if len(listings) < MIN_TRAIN_ROWS:
         raise InvalidInput(f"only {len(listings)} listings: at least {MIN_TRAIN_ROWS} are needed to train a rent model")
     train, test = split_frame(listings, test_size=0.2, seed=seed)
     progress(f"rent: training on {len(train):,} listings, evaluating on {len(test):,} held-out listings")
-    model = RentModel(level=level or settings.interval_level, seed=seed).fit(train)
+    model = (model or RentModel(seed=seed)).fit(train, level=level or settings.interval_level)
     metrics = evaluate(model, test)
     baseline = {"city_median_mdape": mdape(test["monthly_rent"].to_numpy(float), city_median_baseline(train, test))}
     progress(f"rent: MdAPE {metrics['mdape']:.1%} (city-median baseline {baseline['city_median_mdape']:.1%}), "
