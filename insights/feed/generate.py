@@ -234,14 +234,12 @@ def markets(frame: pd.DataFrame, *, end: pd.Period, min_market_size: int) -> Ite
 
 def _segments(rows: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
     """(label, rows) per property type and per bedroom (else room) count, when a city has several."""
-    for label, column in (("{}", "property_type"), ("{}", _size_bucket(rows))):
-        if column is None:
-            continue
-        values = rows[column] if isinstance(column, str) else column
-        if values.nunique(dropna=True) < 2:
+    kinds = rows["property_type"].astype("string") if "property_type" in rows else None
+    for values in (kinds, _size_bucket(rows)):
+        if values is None or values.nunique(dropna=True) < 2:
             continue
         for level, segment in rows.groupby(values, sort=True, observed=True):
-            yield label.format(level), segment
+            yield str(level), segment
 
 
 def _size_bucket(rows: pd.DataFrame) -> pd.Series | None:
@@ -525,8 +523,8 @@ def _movers(entries: list[tuple[Market, Growth]], horizon: str, *, seed: int) ->
             "from the cities' bootstrap distributions",
             confidence_score=confidence.calibrated("rank", raw),
             text=text.mover_sentence(
-                city=market.city, rising=rising, growth_pct=pct, horizon=horizon, end=growth.end.start_time.date(),
-                markets=len(entries),
+                city=market.city, rising=rising, growth_pct=pct, horizon=horizon,
+                start=growth.start.start_time.date(), end=growth.end.end_time.date(), markets=len(entries),
             ),
         ))
     return out
@@ -752,11 +750,14 @@ def days_to_let_records(frame: pd.DataFrame, leases: pd.DataFrame, *, end: pd.Pe
 
 def _waits(frame: pd.DataFrame, leases: pd.DataFrame, *, as_of: pd.Timestamp) -> pd.DataFrame:
     """Each listing's wait to the first lease of its property starting on or after it (inf if none yet)."""
-    listed = frame[["city", "unit", "month", "property_id", "listed_at"]].dropna(subset=["property_id"])
     starts = pd.DataFrame({
         "property_id": leases["property_id"].astype("string"),
         "start": pd.to_datetime(leases["start_date"]),
     }).dropna().sort_values("start")
+    # Only properties whose leases we hold can be followed from listing to lease; the other
+    # listings (a portal's comparables) are neither let nor waiting as far as this data knows.
+    listed = frame[["city", "unit", "month", "property_id", "listed_at"]].dropna(subset=["property_id"])
+    listed = listed[listed["property_id"].astype("string").isin(starts["property_id"])]
     listed = listed.assign(property_id=listed["property_id"].astype("string")).sort_values("listed_at")
     merged = pd.merge_asof(listed, starts, left_on="listed_at", right_on="start", by="property_id", direction="forward")
     wait = (merged["start"] - merged["listed_at"]).dt.days.astype(float)

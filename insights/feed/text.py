@@ -16,9 +16,14 @@ HORIZON_WORDS: dict[str, str] = {
 }
 
 
+def place(city: str) -> str:
+    """A city as written in a sentence: sources that store names in lower case ('warszawa') get capitals."""
+    return city.title() if city.islower() else city
+
+
 def market_name(city: str, segment: str | None) -> str:
     """'Berlin' or 'Berlin 2-bedroom' (segment labels are written to follow the city)."""
-    return f"{city} {segment}" if segment else city
+    return f"{place(city)} {segment}" if segment else place(city)
 
 
 def month_label(day: date) -> str:
@@ -38,8 +43,9 @@ def _quarter(day: date) -> str:
 
 
 def percent(value: float, *, signed: bool = False) -> str:
-    """'3.2%' (or '+3.2%' with `signed`), one decimal."""
-    return f"{value:+.1f}%" if signed else f"{abs(value):.1f}%"
+    """'3.2%' (or '+3.2%' with `signed`); two decimals below 1%, so '+0.46%' never reads as '+0.5%'."""
+    decimals = 2 if abs(value) < 1 else 1
+    return f"{value:+.{decimals}f}%" if signed else f"{abs(value):.{decimals}f}%"
 
 
 def amount(value: float, currency: str | None, *, decimals: int = 0) -> str:
@@ -80,19 +86,21 @@ def level_sentence(
     )
 
 
-def mover_sentence(*, city: str, rising: bool, growth_pct: float, horizon: str, end: date, markets: int) -> str:
-    """'Berlin is the fastest-rising of 11 markets year over year: +6.1% (October 2026).'"""
+def mover_sentence(
+    *, city: str, rising: bool, growth_pct: float, horizon: str, start: date, end: date, markets: int,
+) -> str:
+    """'Berlin is the fastest-rising of 11 markets year over year: +6.1% (October 2026 vs October 2025).'"""
     which = "fastest-rising" if rising else "fastest-falling"
     return (
-        f"{city} is the {which} of {markets} markets {HORIZON_WORDS[horizon]}: "
-        f"{percent(growth_pct, signed=True)} ({month_label(end)})."
+        f"{place(city)} is the {which} of {markets} markets {HORIZON_WORDS[horizon]}: "
+        f"{percent(growth_pct, signed=True)} ({period_label(start, end, horizon)})."
     )
 
 
 def occupancy_sentence(*, city: str, value_pct: float, low_pct: float, high_pct: float, month: date, proxy: bool) -> str:
     """'Occupancy in Berlin at 94.1% in October 2026 (likely 93.0-95.1%).'"""
     what = "Booked share of calendar days (occupancy proxy)" if proxy else "Occupancy"
-    return f"{what} in {city} at {value_pct:.1f}% in {month_label(month)} (likely {low_pct:.1f}–{high_pct:.1f}%)."
+    return f"{what} in {place(city)} at {value_pct:.1f}% in {month_label(month)} (likely {low_pct:.1f}–{high_pct:.1f}%)."
 
 
 def occupancy_change_sentence(
@@ -103,13 +111,13 @@ def occupancy_change_sentence(
     words = HORIZON_WORDS[horizon]
     periods = period_label(start, end, horizon)
     if direction == "flat":
-        return f"{what} in {city} steady {words} ({change_pts:+.1f} points, within ±{band_pts:g}) ({periods})."
-    return f"{what} in {city} {direction} {abs(change_pts):.1f} points {words} ({periods})."
+        return f"{what} in {place(city)} steady {words} ({change_pts:+.1f} points, within ±{band_pts:g}) ({periods})."
+    return f"{what} in {place(city)} {direction} {abs(change_pts):.1f} points {words} ({periods})."
 
 
 def days_to_let_sentence(*, city: str, value: float, low: float, high: float, month: date) -> str:
     """'Homes in Berlin took a median of 18 days to let in October 2026 (likely 15-22 days).'"""
     return (
-        f"Homes in {city} took a median of {value:.0f} days to let in {month_label(month)} "
+        f"Homes in {place(city)} took a median of {value:.0f} days to let in {month_label(month)} "
         f"(likely {low:.0f}–{high:.0f} days)."
     )
