@@ -11,18 +11,22 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 import redis
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from insights.storage.tables import Insight, iso_utc
 
 FEED_VERSION_KEY = "leaseora:feed:version"
 """Redis key holding the id of the latest published insight run."""
+
+VERSION_TTL = 1.0
+"""Seconds a process trusts its last reading of the publish version."""
 
 MAX_ENTRIES = 512
 """Parameter sets kept per process; least recently used ones are dropped."""
@@ -101,25 +105,42 @@ def render(session: Session, params: FeedParams, version: str) -> RenderedFeed:
 
 
 class FeedCache:
-    """Rendered feed pages of one process, keyed by parameters and checked against the publish version."""
+    """Rendered feed pages of one process, keyed by parameters and checked against the publish version.
 
-    def __init__(self) -> None:
+    The version is read from Redis at most once per `version_ttl` seconds, so a warm page is served
+    with no I/O at all; a publish reaches every API process within that time.
+    """
+
+    def __init__(self, *, version_ttl: float = VERSION_TTL) -> None:
+        self.version_ttl = version_ttl
         self._entries: OrderedDict[FeedParams, RenderedFeed] = OrderedDict()
         self._lock = threading.Lock()
+        self._version: str | None = None
+        self._checked_at = float("-inf")
 
-    def get(self, session: Session, connection: redis.Redis, params: FeedParams) -> RenderedFeed:
-        """The page for `params`, rendered anew only when a publish happened since."""
+    def lookup(self, params: FeedParams) -> RenderedFeed | None:
+        """The cached page when the version was checked recently and the page is of that version (no I/O)."""
+        if time.monotonic() - self._checked_at >= self.version_ttl:
+            return None
+        cached = self._entries.get(params)
+        return cached if cached is not None and cached.version == self._version else None
+
+    def load(self, session_factory: sessionmaker[Session], connection: redis.Redis, params: FeedParams) -> RenderedFeed:
+        """Check the version (one Redis GET) and serve the cached page or render it (blocking I/O)."""
         try:
             raw = connection.get(FEED_VERSION_KEY)
-            version = raw.decode() if raw else "none"
-        except redis.RedisError:
-            return render(session, params, version=f"uncached-{datetime.now(UTC).timestamp()}")
+        except redis.RedisError:  # without Redis: straight from the database, uncached
+            with session_factory() as session:
+                return render(session, params, version=f"uncached-{time.time()}")
+        version = raw.decode() if raw else "none"
         with self._lock:
+            self._version, self._checked_at = version, time.monotonic()
             cached = self._entries.get(params)
             if cached is not None and cached.version == version:
                 self._entries.move_to_end(params)
                 return cached
-        rendered = render(session, params, version)
+        with session_factory() as session:
+            rendered = render(session, params, version)
         with self._lock:
             self._entries[params] = rendered
             while len(self._entries) > MAX_ENTRIES:

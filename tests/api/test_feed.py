@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import date
 
-from insights.api.feed_cache import bump_version
+import pytest
+
+from insights.api.feed_cache import FeedCache, bump_version
 from insights.feed.generate import InsightRecord
 from insights.feed.store import replace_insights
 
@@ -16,6 +18,12 @@ def record(city: str, value: float, confidence: float, *, kind: str = "rent_grow
         sample_size=sample, direction="up" if value > 0 else "down", method="hedonic time-dummy index",
         confidence_score=confidence, text=f"{city} rental market showing {value:.1%} growth year over year",
     )
+
+
+@pytest.fixture(autouse=True)
+def fresh_versions(client) -> None:
+    """Check the publish version on every request, so a publish shows at once (production trusts it for 1 s)."""
+    client.app.state.feed_cache = FeedCache(version_ttl=0)
 
 
 def publish(session, redis_client, records, run_id: str) -> None:
@@ -49,6 +57,17 @@ def test_pages_filters_and_meta(client, session, redis_client) -> None:
     confident = client.get("/ai/insights", params={"min_confidence": 0.8, "limit": 100}).json()
     assert confident and all(i["confidence_score"] >= 0.8 for i in confident)
     assert client.get("/ai/insights", params={"kind": "nothing"}).json() == []
+
+
+def test_a_publish_reaches_a_warm_cache_within_its_version_ttl(client, session, redis_client) -> None:
+    client.app.state.feed_cache = FeedCache(version_ttl=0.3)
+    publish(session, redis_client, [record("Berlin", 0.032, 0.9)], "run1")
+    assert client.get("/ai/insights").json()[0]["value"] == 0.032
+    publish(session, redis_client, [record("Berlin", 0.041, 0.9)], "run2")
+    import time
+
+    time.sleep(0.35)
+    assert client.get("/ai/insights").json()[0]["value"] == 0.041
 
 
 def test_etag_gives_304_until_the_next_publish(client, session, redis_client) -> None:
