@@ -16,7 +16,7 @@ import statistics
 import time
 from pathlib import Path
 
-from insights.query.evaluation import Report, load_examples, score
+from insights.query.evaluation import Report, load_examples, score, with_typos
 from insights.query.gazetteer import Gazetteer
 from insights.query.interpreter import INTENTS, Interpretation, Interpreter
 
@@ -66,6 +66,7 @@ def main() -> None:
 
     raw = score(examples, classifier_only)
     holdout = score(load_examples(HOLDOUT_SET), interpreter.interpret)
+    noisy = score(with_typos(examples, seed=0), interpreter.interpret)
     medians = per_question_latency_ms(interpreter, [e.query for e in examples])
     summary = report.to_dict()
     summary["latency_ms_median_of_5"] = {
@@ -75,6 +76,12 @@ def main() -> None:
         "max": round(medians[-1], 3),
     }
     summary["classifier_only_intent_accuracy"] = round(raw.intent_accuracy, 4)
+    summary["eval_with_typos"] = {
+        "note": "every eval question with one typo in up to two words of 5+ letters, half lowercased",
+        "intent_accuracy": round(noisy.intent_accuracy, 4),
+        "entity_exact_match_accuracy": round(noisy.entity_accuracy, 4),
+        "field_accuracy": {f: round(a, 4) for f, a in noisy.field_accuracy().items()},
+    }
     summary["holdout"] = {
         "questions": holdout.total,
         "intent_accuracy": round(holdout.intent_accuracy, 4),
@@ -99,6 +106,7 @@ def main() -> None:
           f"p95 {latency['p95']}, max {latency['max']}")
     print(f"latency per question (ms, median of 5 runs): mean {robust['mean']}, p50 {robust['p50']}, "
           f"p95 {robust['p95']}, max {robust['max']}")
+    print(f"eval with typos: intent {noisy.intent_accuracy:.3f}, entities {noisy.entity_accuracy:.3f}")
     print(f"holdout ({holdout.total} questions): intent {holdout.intent_accuracy:.3f}, "
           f"entities {holdout.entity_accuracy:.3f}")
     print(f"cold start: gazetteer {t1 - t0:.2f}s, classifier training {t2 - t1:.2f}s")

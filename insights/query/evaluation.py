@@ -8,6 +8,9 @@ accuracy counts, for each field, the questions where it was expected or predicte
 from __future__ import annotations
 
 import json
+import random
+import re
+import string
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -134,3 +137,33 @@ def _latency_summary(latencies: list[float]) -> dict[str, float]:
         "p95": round(pick(0.95), 3),
         "max": round(latencies[-1], 3),
     }
+
+
+_TYPO_WORD = re.compile(r"(?<![\w_$€£])[^\W\d_]{5,}(?![\w_])")
+
+
+def add_typos(text: str, rng: random.Random, words: int = 2) -> str:
+    """`text` with one random typo (drop, swap, double or replace a letter) in up to `words` of
+    its words of five letters or more, and lowercased half of the time: a noisier eval set."""
+    spans = [m.span() for m in _TYPO_WORD.finditer(text)]
+    for start, end in sorted(rng.sample(spans, min(words, len(spans))), reverse=True):
+        text = text[:start] + _typo(text[start:end], rng) + text[end:]
+    return text.lower() if rng.random() < 0.5 else text
+
+
+def _typo(word: str, rng: random.Random) -> str:
+    i = rng.randrange(1, len(word) - 1)  # people rarely get the first letter wrong
+    kind = rng.choice(("drop", "swap", "double", "replace"))
+    if kind == "drop":
+        return word[:i] + word[i + 1 :]
+    if kind == "swap":
+        return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+    if kind == "double":
+        return word[:i] + word[i] + word[i:]
+    return word[:i] + rng.choice(string.ascii_lowercase) + word[i + 1 :]
+
+
+def with_typos(examples: Iterable[Example], seed: int = 0) -> list[Example]:
+    """The examples with `add_typos` applied to every query (labels unchanged)."""
+    rng = random.Random(seed)
+    return [Example(add_typos(e.query, rng), e.intent, e.entities) for e in examples]

@@ -55,7 +55,8 @@ _PLACE_BEFORE = frozenset(
 #: Words after a place name that make an ambiguous word a place ("reading vs oxford").
 _PLACE_AFTER = frozenset(
     "vs versus and or compared than right now today this next over area city centre center "
-    "downtown region metro rents rent prices market markets".split()
+    "downtown region metro rents rent rental rentals prices market markets apartment apartments "
+    "flat flats house houses condo condos studio studios".split()
 )
 #: Words right before a short lowercase place name ("in rio").
 _PLACE_PREPOSITIONS = frozenset("in at near around from to visiting".split())
@@ -206,8 +207,12 @@ class Gazetteer:
         self._rank_index()
         self._fuzzy = self._build_fuzzy_buckets()
         self._countries = self._build_country_index()
+        self._country_keys = [key for key in self._countries if len(key) >= 5]
         self._states = {fold(s["name"]): code for code, s in cache_.get_us_states().items()}
         self._state_codes = frozenset(cache_.get_us_states())
+        self._name_words = frozenset(
+            word for keys in (self._index, self._countries, self._states) for key in keys for word in key.split()
+        )
 
     # ----------------------------------------------------------------- building
     def _add_city(self, raw: dict) -> None:
@@ -269,9 +274,9 @@ class Gazetteer:
         """The city with this GeoNames id, if it is in the gazetteer."""
         return self._records.get(geonameid)
 
-    def knows(self, key: str) -> bool:
-        """True when a folded name is an indexed city, country or US state spelling."""
-        return key in self._index or key in self._countries or key in self._states
+    def knows(self, word: str) -> bool:
+        """True when a folded word is, or is part of, an indexed city, country or state name."""
+        return word in self._name_words
 
     def country_name(self, code: str) -> str | None:
         """English country name for an ISO 3166 alpha-2 code."""
@@ -351,15 +356,19 @@ class Gazetteer:
             i += max(used, 1)
 
     def _match_at(self, scan: _Scan, i: int) -> tuple[PlaceMatch | None, int]:
-        """The longest place name starting at word i (exact, then misspelt), and its length."""
-        for n in range(min(MAX_NAME_WORDS, len(scan.words) - i), 0, -1):
-            if scan.joined(i, n):
-                match = self._exact(scan, i, n)
-                if match is not None:
-                    return match, n
+        """The longest place name starting at word i, and its length in words.
+
+        Longer spans first, exact before misspelt at each length, so that "San Franciisco" is
+        the misspelt city rather than the town called "San" followed by a stray word.
+        """
+        longest = min(MAX_NAME_WORDS, len(scan.words) - i)
+        attempts = [(n, self._exact) for n in range(longest, 3, -1)]
         for n in (3, 2, 1):
-            if i + n <= len(scan.words) and scan.joined(i, n):
-                match = self._misspelt(scan, i, n)
+            if n <= longest:
+                attempts += [(n, self._exact), (n, self._misspelt)]
+        for n, attempt in attempts:
+            if scan.joined(i, n):
+                match = attempt(scan, i, n)
                 if match is not None:
                     return match, n
         return None, 1
@@ -381,37 +390,57 @@ class Gazetteer:
             return PlaceMatch(start, end, found, state_code=state)
         if not cities:
             return None
-        if (scan.common(key) or len(key) <= 3) and not self._place_position(scan, i, n, cities[0].population):
+        population = cities[0].population
+        if scan.common(key) or len(key) <= 3:
+            if not self._place_position(scan, i, n, population):
+                return None
+        elif len(key) <= 4 and not self._index[key][0][1] and not self._place_position(scan, i, n, population, loose=True):
+            # Short alternates ("Rens" for Reims) are one typo away from ordinary words.
             return None
         return PlaceMatch(start, end, found, cities=cities)
 
     def _misspelt(self, scan: _Scan, i: int, n: int) -> PlaceMatch | None:
+        """A close misspelling of a big city's or a country's name ("Berln", "Gerany")."""
         if any(scan.common(scan.words[k].folded) for k in range(i, i + n)):
             return None
-        if scan.fuzzy_left <= 0 or not self._place_position(scan, i, n, FUZZY_MIN_POPULATION, misspelt=True):
+        if scan.fuzzy_left <= 0 or not self._place_position(scan, i, n, FUZZY_MIN_POPULATION, loose=True):
             return None
         scan.fuzzy_left -= 1
-        cities = tuple(self.fuzzy_candidates(scan.key(i, n)))
+        key = scan.key(i, n)
+        start, end = scan.words[i].start, scan.words[i + n - 1].end
+        country = self._fuzzy_country(key)
+        if country is not None:
+            return PlaceMatch(start, end, scan.text[start:end], country_code=country, fuzzy=True)
+        cities = tuple(self.fuzzy_candidates(key))
         if not cities:
             return None
-        start, end = scan.words[i].start, scan.words[i + n - 1].end
         return PlaceMatch(start, end, scan.text[start:end], cities=cities, fuzzy=True)
 
-    def _place_position(self, scan: _Scan, i: int, n: int, population: int, *, misspelt: bool = False) -> bool:
-        """Whether words[i:i+n] sit where a place name would, for names that are also words.
+    def _fuzzy_country(self, key: str) -> str | None:
+        if len(key) < 5:
+            return None
+        hit = process.extractOne(key, self._country_keys, scorer=OSA.distance, score_cutoff=1)
+        return self._countries[hit[0]] if hit else None
 
-        Capitalised mid-sentence (or anywhere, for a misspelling, which is no English word) is
-        enough for a city of some size; otherwise the name must sit between place words
-        ("in reading?", "nice vs lyon", "Cologne or Bonn").
+    def _place_position(self, scan: _Scan, i: int, n: int, population: int, *, loose: bool = False) -> bool:
+        """Whether words[i:i+n] sit where a place name would, for names that could be words.
+
+        Strict (names that are English words): capitalised mid-sentence for a city of some size,
+        or between place words ("in reading?", "nice vs lyon", "Cologne or Bonn"). Loose
+        (misspellings and short alternates, which are no English word): capitalised anywhere,
+        or next to one place word ("in berln", "hasburg or berlin", "lisbn rents").
         """
         first, key = scan.words[i], scan.key(i, n)
         prev, nxt = scan.folded_at(i - 1), scan.folded_at(i + n)
         capitalised = first.text[:1].isupper() and not scan.shouting
         at_start = scan.at_sentence_start(i)
+        if loose:
+            big_enough = population >= CAPITALISED_WORD_MIN_POPULATION
+            return (capitalised and big_enough) or prev in _PLACE_BEFORE or nxt in _PLACE_AFTER
         if n == 1 and len(key) <= 3 and not capitalised:
             # Short lowercase names ("rio") only right after a place preposition.
             return prev in _PLACE_PREPOSITIONS and not scan.common(key)
-        if capitalised and (not at_start or misspelt) and population >= CAPITALISED_WORD_MIN_POPULATION:
+        if capitalised and not at_start and population >= CAPITALISED_WORD_MIN_POPULATION:
             return True
         if at_start:
             return nxt in _PLACE_AFTER_AT_START or (

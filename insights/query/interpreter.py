@@ -8,9 +8,9 @@ The pipeline, in order (each step masks what it recognised so that later steps a
 classifier see placeholders instead of values):
 1. clean the text (NFC, plain quotes, length cap);
 2. property ids ("prop_12345");
-3. places, through the gazetteer (cities, countries, US states); the vocabulary keeps known and
-   misspelt ordinary words from being read as places;
-4. spelling correction of ordinary words ("bedrom" -> "bedroom");
+3. spelling correction of ordinary words ("bedrom" -> "bedroom"), never of place names;
+4. places, through the gazetteer (cities, countries, US states); known and corrected words are
+   not read as places, and the corrected words around a name give its context;
 5. money, size, bedrooms, bathrooms, a rent without currency, furnished, property type;
 6. intent: hard rules for hostile or off-domain text, the classifier for the rest, and a rule
    for explicit comparisons of two or more places.
@@ -135,9 +135,10 @@ class Interpreter:
         cleaned = clean(text, MAX_QUESTION_CHARS)
         property_id, masked = ent.extract_property_id(cleaned)
         corrections = self._corrections(masked)
+        # Corrected first, so that the words around a place read right ("berlin verus paris").
+        masked = _apply_corrections(masked, corrections)
         places = self._gazetteer.find_places(masked, _Known(self.vocabulary, corrections))
         masked = _mask_places(masked, places)
-        masked = _apply_corrections(masked, corrections)
         values, masked = _mask_values(masked)
         cities = _distinct_cities(places)
         countries = tuple(dict.fromkeys(p.country_code for p in places if p.country_code))

@@ -21,11 +21,11 @@ from insights.query.text import fold
 _PLACEHOLDER = re.compile(r"\{[a-z0-9]+\}")
 _WORD = re.compile(r"[a-z]+")
 #: Words shorter than this are never corrected: too many real words are one edit apart.
-MIN_CORRECTABLE = 5
+MIN_CORRECTABLE = 4
 
 
 def max_edits(word: str) -> int:
-    """Edits allowed when correcting `word`: none for short words, 1 up to 7 letters, else 2."""
+    """Edits allowed when correcting `word`: none below four letters, 1 up to 7, else 2."""
     if len(word) < MIN_CORRECTABLE:
         return 0
     return 1 if len(word) <= 7 else 2
@@ -69,6 +69,10 @@ class Vocabulary:
         if limit == 0 or not word.isalpha():
             return None
         hits = process.extract(word, self._words, scorer=OSA.distance, score_cutoff=limit, limit=None)  # type: ignore[attr-defined]
+        if len(word) < 5:
+            # A four-letter word one letter off a known word is often another real word ("root"
+            # is not "room"); only a dropped or swapped letter is taken for a typo ("rnts", "flta").
+            hits = [h for h in hits if len(h[0]) == len(word) + 1 or sorted(h[0]) == sorted(word)]
         if not hits:
             return None
         # Closest first; then a word starting like the typo; then the more frequent word.

@@ -733,4 +733,10 @@ EXTRA_VOCABULARY: tuple[str, ...] = (
     "please", "thanks", "garden", "balcony", "parking", "downtown", "centre", "center",
     "neighbourhood", "neighborhood", "suburb", "suburbs", "district", "city", "cities", "town",
     "country", "region", "near", "between", "than", "bhk", "sqm", "sqft", "pcm", "yoy",
+    "january", "february", "march", "april", "may", "june", "july", "august", "september",
+    "october", "november", "december", "spring", "summer", "autumn", "fall", "winter", "holidays",
+    "week", "weeks", "year", "years", "quarter", "today", "tomorrow", "tenancy", "lease", "leases",
+    "let", "letting", "vacancies", "occupied", "empty", "cheaper", "cheapest", "higher", "lower",
+    "highest", "lowest", "increasing", "decreasing", "trending", "growth", "demand", "supply",
+    "furniture", "kitchen", "bills", "utilities", "deposit", "included", "state", "county",
 )

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from insights.query import INTENTS, Interpretation, interpret
-from insights.query.evaluation import load_examples, score
+from insights.query.evaluation import add_typos, load_examples, score, with_typos
 from insights.query.interpreter import default_interpreter
 from insights.query.training_data import TRAINING_SET
 
@@ -213,6 +213,19 @@ def test_holdout_set_accuracy() -> None:
     report = score(load_examples(HOLDOUT_SET), interpret)
     assert report.intent_accuracy >= 0.9
     assert report.entity_accuracy >= 0.9
+
+
+def test_eval_set_with_random_typos() -> None:
+    """Typos in two words per question (cities included) cost little intent accuracy."""
+    report = score(with_typos(load_examples(EVAL_SET), seed=1), interpret)
+    assert report.intent_accuracy >= 0.9
+    assert report.entity_accuracy >= 0.8
+
+
+def test_add_typos_changes_words_but_not_labels() -> None:
+    rng = random.Random(3)
+    noisy = add_typos("What is the optimal rent for my apartment in Berlin", rng, words=2)
+    assert noisy.lower() != "what is the optimal rent for my apartment in berlin"
 
 
 def test_fast_classifier_path_matches_scikit_learn() -> None:
