@@ -264,7 +264,9 @@ def parse_numbers(values: pd.Series) -> Parsed:
     the rest of the column writes decimals the other way; a bare `3.300` stays 3.3.
     """
     if ptypes.is_bool_dtype(values.dtype) or ptypes.is_numeric_dtype(values.dtype):
-        return Parsed(values.astype("float64"), pd.Series(False, index=values.index))
+        numbers = values.astype("float64")
+        finite = np.isfinite(numbers) | numbers.isna()
+        return Parsed(numbers.where(finite), ~finite)
     return _per_unique(values, _parse_number_text)
 
 
@@ -459,16 +461,26 @@ def infer_extra(values: pd.Series) -> pd.Series:
 
 
 def row_hashes(frame: pd.DataFrame, columns: Iterable[str] | None = None) -> pd.Series:
-    """sha256 of each row's canonical JSON: sorted keys, missing values left out, floats as shortest repr.
+    """sha256 of each row's canonical JSON (see `json_objects`) over `columns` (default: all).
 
     Leaving missing values out keeps hashes stable when a new, empty extra column appears; the same
     content read from CSV or Parquet, or from a renamed file, hashes the same.
     """
-    names = sorted(columns if columns is not None else frame.columns)
+    texts = json_objects(frame, columns if columns is not None else frame.columns)
+    return pd.Series([hashlib.sha256(text.encode()).hexdigest() for text in texts], index=frame.index, dtype="str")
+
+
+def json_objects(frame: pd.DataFrame, columns: Iterable[str]) -> list[str]:
+    """Each row as compact JSON text: sorted keys, missing values left out, integral floats as integers.
+
+    Built column by column from each distinct value's encoding, which is far faster than
+    `json.dumps` per row on files of 100k rows.
+    """
+    names = sorted(columns)
+    if not names:
+        return ["{}"] * len(frame)
     cells = [_json_cells(frame[name], json.dumps(name) + ":") for name in names]
-    texts = ("{" + ",".join(cell for cell in row if cell) + "}" for row in zip(*cells, strict=True)) if cells else ()
-    hashes = [hashlib.sha256(text.encode()).hexdigest() for text in texts] if cells else ["" for _ in range(len(frame))]
-    return pd.Series(hashes, index=frame.index, dtype="str")
+    return ["{" + ",".join(cell for cell in row if cell) + "}" for row in zip(*cells, strict=True)]
 
 
 def _json_cells(values: pd.Series, key: str) -> list[str | None]:
