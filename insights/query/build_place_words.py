@@ -34,7 +34,7 @@ def dictionary_words(path: Path) -> set[str]:
 
 def place_words(gazetteer: Gazetteer, words: set[str]) -> set[str]:
     """The dictionary words that are, or nearly are, indexed place names."""
-    index = gazetteer._index  # noqa: SLF001 - this tool is the index's own companion
+    index = gazetteer._index  # this tool is the index's own companion
     found = {key for key in index if " " not in key and key in words}
     # Multi-word nicknames made of words ("old town", "big apple"), but not real main names
     # ("Cape Town", "Baton Rouge", "Long Beach").

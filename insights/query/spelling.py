@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
@@ -22,6 +21,8 @@ _PLACEHOLDER = re.compile(r"\{[a-z0-9]+\}")
 _WORD = re.compile(r"[a-z]+")
 #: Words shorter than this are never corrected: too many real words are one edit apart.
 MIN_CORRECTABLE = 4
+#: Corrections remembered per process (a worker sees the same typos again and again).
+MAX_MEMO = 100_000
 
 
 def max_edits(word: str) -> int:
@@ -31,11 +32,13 @@ def max_edits(word: str) -> int:
     return 1 if len(word) <= 7 else 2
 
 
-@dataclass(frozen=True)
 class Vocabulary:
     """Known words with their frequency, and a memoised corrector."""
 
-    counts: Counter[str]
+    def __init__(self, counts: Counter[str]) -> None:
+        self.counts = counts
+        self._words = sorted(counts)
+        self._memo: dict[str, str | None] = {}
 
     @classmethod
     def from_texts(cls, texts: Iterable[str], extra: Iterable[str] = ()) -> Vocabulary:
@@ -50,25 +53,20 @@ class Vocabulary:
     def __contains__(self, word: object) -> bool:
         return word in self.counts
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_words", sorted(self.counts))
-        object.__setattr__(self, "_memo", {})
-
     def correct(self, word: str) -> str | None:
         """The known word `word` is a misspelling of, or None (known, short or too far)."""
-        memo: dict[str, str | None] = self._memo  # type: ignore[attr-defined]
-        if word in memo:
-            return memo[word]
+        if word in self._memo:
+            return self._memo[word]
         result = None if word in self.counts else self._closest(word)
-        if len(memo) < 100_000:
-            memo[word] = result
+        if len(self._memo) < MAX_MEMO:
+            self._memo[word] = result
         return result
 
     def _closest(self, word: str) -> str | None:
         limit = max_edits(word)
         if limit == 0 or not word.isalpha():
             return None
-        hits = process.extract(word, self._words, scorer=OSA.distance, score_cutoff=limit, limit=None)  # type: ignore[attr-defined]
+        hits = process.extract(word, self._words, scorer=OSA.distance, score_cutoff=limit, limit=None)
         if len(word) < 5:
             # A four-letter word one letter off a known word is often another real word ("root"
             # is not "room"); only a dropped or swapped letter is taken for a typo ("rnts", "flta").

@@ -47,6 +47,13 @@ def test_interpretation_is_frozen_and_serialisable() -> None:
     assert isinstance(result, Interpretation)
 
 
+def test_entities_are_read_only() -> None:
+    result = interpret("compare Berlin and Munich")
+    with pytest.raises(TypeError):
+        result.entities["city"] = "Paris"  # type: ignore[index]
+    assert result.entities["cities"] == ("Berlin", "Munich")
+
+
 def test_absent_entities_are_omitted() -> None:
     assert entities("is rent going up?") == {}
 
