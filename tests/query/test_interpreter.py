@@ -203,7 +203,8 @@ def test_eval_set_is_large_varied_and_disjoint_from_training() -> None:
     training = {interpreter.training_text(t) for texts in TRAINING_SET.values() for t in texts}
     # Compared after masking, so "Berlin vs Hamburg" and "{city} vs {city2}" count as the same
     # question; text with no words at all ("", "?!") is left to the rules and not compared.
-    masked = [(e.query, interpreter.parse(e.query).masked) for e in examples]
+    held_out = examples + load_examples(HOLDOUT_SET)
+    masked = [(e.query, interpreter.parse(e.query).masked) for e in held_out]
     overlapping = [query for query, text in masked if text and text in training]
     assert overlapping == []
 
