@@ -14,6 +14,8 @@ from insights.api.middleware import RateLimitHeaders
 from insights.api.routes import health, insights_feed, operations, properties, queries
 from insights.config import Settings, get_settings
 from insights.runtime import Runtime
+from insights.services.intake import QueryIntake
+from insights.services.keys import VerifiedKeyCache
 
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
@@ -22,10 +24,12 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = runtime is None
-        app.state.runtime = runtime or Runtime.open(settings or get_settings())
+        app.state.runtime = live = runtime or Runtime.open(settings or get_settings())
+        app.state.intake = QueryIntake(live.session_factory, lambda: live.redis)
         try:
             yield
         finally:
+            app.state.intake.close()
             if owned:
                 app.state.runtime.close()
 
@@ -35,6 +39,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         description="Rent and occupancy predictions, market insights and natural-language queries.",
         lifespan=lifespan,
     )
+    app.state.key_cache = VerifiedKeyCache()
     app.state.feed_cache = FeedCache()  # per app: two apps (two homes) never share pages
     install_error_handlers(app)
     app.add_middleware(RateLimitHeaders)

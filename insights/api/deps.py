@@ -43,10 +43,14 @@ SessionDep = Annotated[Session, Depends(get_db)]
 RedisDep = Annotated[redis.Redis, Depends(get_redis)]
 
 
-def authenticate_request(request: Request, runtime: RuntimeDep, session: SessionDep) -> Principal:
-    """The caller of `Authorization: Bearer <key>`, after taking one token from its rate-limit bucket."""
-    principal = keys.authenticate(
-        session, secret=runtime.settings.resolved_secret(), authorization_header=request.headers.get("authorization")
+def authenticate_request(request: Request, runtime: RuntimeDep) -> Principal:
+    """The caller of `Authorization: Bearer <key>`, after taking one token from its rate-limit bucket.
+
+    Keys are verified through the app's `VerifiedKeyCache` (a revocation takes effect within its TTL).
+    """
+    cache: keys.VerifiedKeyCache = request.app.state.key_cache
+    principal = cache.authenticate(
+        runtime.session_factory, secret=runtime.settings.resolved_secret(), authorization_header=request.headers.get("authorization")
     )
     try:
         decision = ratelimit.check(runtime.redis, key_id=principal.key_prefix, plan=principal.plan)
@@ -63,13 +67,18 @@ def authenticate_request(request: Request, runtime: RuntimeDep, session: Session
     return principal
 
 
+def authorize(request: Request, runtime: Runtime, permission: str) -> Principal:
+    """The authenticated, rate-limited caller, who must hold `permission` (blocking: call off the event loop)."""
+    principal = authenticate_request(request, runtime)
+    require(principal, permission)
+    return principal
+
+
 def requires(permission: str):  # type: ignore[no-untyped-def]
     """A dependency: the authenticated, rate-limited caller, who must hold `permission`."""
 
-    def dependency(request: Request, runtime: RuntimeDep, session: SessionDep) -> Principal:
-        principal = authenticate_request(request, runtime, session)
-        require(principal, permission)
-        return principal
+    def dependency(request: Request, runtime: RuntimeDep) -> Principal:
+        return authorize(request, runtime, permission)
 
     return Depends(dependency)
 

@@ -25,7 +25,9 @@ import hmac
 import re
 import secrets
 import string
-from collections.abc import Iterable, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -59,6 +61,9 @@ DEFAULT_PLAN = "standard"
 
 LAST_USED_RESOLUTION = 60
 """Seconds: `last_used_at` is refreshed only when older than this, to keep authentication read-only."""
+
+VERIFIED_KEY_TTL = 5.0
+"""Seconds an API process trusts a key it verified (`VerifiedKeyCache`): a revocation takes effect within this."""
 
 MAX_HEADER_LENGTH = 512
 """Longer Authorization headers are rejected before any parsing or database work."""
@@ -304,3 +309,34 @@ def _aware(value: datetime | None) -> datetime | None:
 
 def _display(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if value else ""
+
+
+class VerifiedKeyCache:
+    """Principals of recently verified keys, held for `ttl` seconds by one API process.
+
+    Authentication is a database read per request; on the hot path (`POST /ai/query`) that read is
+    most of the cost. A key verified less than `ttl` seconds ago is trusted again without it, so a
+    revocation takes effect within `ttl` seconds in every API process. The cache is keyed by the
+    HMAC of the key, never the key itself, and bounded in size.
+    """
+
+    def __init__(self, *, ttl: float = VERIFIED_KEY_TTL, max_entries: int = 10_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[float, Principal]] = {}
+        self._lock = threading.Lock()
+
+    def authenticate(self, session_factory: Callable[[], Session], *, secret: str, authorization_header: str | None) -> Principal:
+        """Like `authenticate`, answered from the cache when the same key was verified within `ttl` seconds."""
+        digest = hash_key(secret, authorization_header or "")
+        now = time.monotonic()
+        hit = self._entries.get(digest)
+        if hit is not None and now - hit[0] < self.ttl:
+            return hit[1]
+        with session_factory() as session:
+            principal = authenticate(session, secret=secret, authorization_header=authorization_header)
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()  # rare: bounded memory beats an LRU's bookkeeping on the hot path
+            self._entries[digest] = (now, principal)
+        return principal

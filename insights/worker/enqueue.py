@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import redis
-from rq import Callback, Retry
+from redis.client import Pipeline
+from rq import Callback, Queue, Retry
 from sqlalchemy.orm import Session
 
 from insights import defaults
@@ -15,6 +16,21 @@ from insights.worker.queues import queue
 QUERY_RETRY_INTERVALS = [1, 5, 15]
 
 
+def enqueue_query_job(rq_queue: Queue, query_id: str, *, pipeline: Pipeline | None = None) -> None:
+    """Put the job answering `query_id` on `rq_queue` (inside `pipeline` when given: the caller executes it)."""
+    rq_queue.enqueue_call(
+        "insights.worker.tasks.answer_query",
+        args=(query_id,),
+        job_id=query_id,
+        timeout=defaults.QUERY_JOB_TIMEOUT,
+        result_ttl=defaults.RESULT_TTL,
+        failure_ttl=7 * 24 * 3600,
+        retry=Retry(max=defaults.QUERY_JOB_RETRIES, interval=QUERY_RETRY_INTERVALS),
+        on_failure=Callback("insights.worker.tasks.query_job_failed"),
+        pipeline=pipeline,
+    )
+
+
 def enqueue_query(connection: redis.Redis, session: Session, *, query_id: str) -> None:
     """Enqueue the job that answers `query_id` (the job id is the query id: enqueueing twice is harmless).
 
@@ -23,16 +39,7 @@ def enqueue_query(connection: redis.Redis, session: Session, *, query_id: str) -
     once Redis is back: nothing is dropped.
     """
     try:
-        queue(connection, defaults.QUERY_QUEUE).enqueue(
-            "insights.worker.tasks.answer_query",
-            query_id,
-            job_id=query_id,
-            job_timeout=defaults.QUERY_JOB_TIMEOUT,
-            result_ttl=defaults.RESULT_TTL,
-            failure_ttl=7 * 24 * 3600,
-            retry=Retry(max=defaults.QUERY_JOB_RETRIES, interval=QUERY_RETRY_INTERVALS),
-            on_failure=Callback("insights.worker.tasks.query_job_failed"),
-        )
+        enqueue_query_job(queue(connection, defaults.QUERY_QUEUE), query_id)
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         queries_repo.mark_failed(
             session, query_id=query_id, code="queue_unavailable", message="waiting for the queue to come back", final=False

@@ -87,3 +87,18 @@ def test_redis_down_answers_503_with_retry_after(runtime, client, session, setti
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "server_error"
     assert int(response.headers["Retry-After"]) >= 1
+
+
+def test_a_revoked_key_stops_working_within_the_cache_ttl(client, session, settings) -> None:
+    import time
+
+    from insights.services.keys import VerifiedKeyCache, revoke_key
+
+    client.app.state.key_cache = VerifiedKeyCache(ttl=0.5)
+    key = make_key(session, settings)
+    assert client.get("/ai/query/q_x", headers=key.headers).status_code == 404  # verified, now cached
+    assert revoke_key(session, prefix=key.prefix)
+    time.sleep(0.6)
+    response = client.get("/ai/query/q_x", headers=key.headers)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "authentication_error"
