@@ -58,6 +58,8 @@ class SourceMapping:
     mapping: dict[str, str] = field(default_factory=dict)
     drop: tuple[str, ...] = ()
     constants: dict[str, str] = field(default_factory=dict)
+    required: tuple[str, ...] | None = None
+    """Columns that must be present; None: the kind's (`schema.REQUIRED`). Scoring a portfolio needs no rent."""
 
 
 @dataclass
@@ -159,7 +161,8 @@ def _check_constants(spec: SourceMapping, columns: dict[str, str], sources: dict
 def _check_required(
     raw: pd.DataFrame, kind: Kind, sources: dict[str, str], constants: dict[str, str], spec: SourceMapping, file_name: str
 ) -> None:
-    missing = [name for name in REQUIRED[kind] if name not in sources and name not in constants]
+    required = spec.required if spec.required is not None else REQUIRED[kind]
+    missing = [name for name in required if name not in sources and name not in constants]
     if not missing:
         return
     expected = "; ".join(f"--map {name}=SOURCE or --set {name}=VALUE or a column named '{name}'" for name in missing)
