@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import tempfile
 import warnings
@@ -27,15 +26,16 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from insights.config import Settings
-from insights.data.canonical import SourceMapping, row_hashes
+from insights.data.canonical import SourceMapping, json_objects, row_hashes
 from insights.data.load import Prepared, get_preset, load_canonical, load_preset, prepare
 from insights.data.read import SOURCE_ROW
 from insights.data.schema import Kind
 from insights.data.validate import REASON
-from insights.errors import IngestError, InvalidInput
+from insights.errors import Conflict, IngestError, InvalidInput
 from insights.storage import ingest_repo
 from insights.storage.ingest_repo import TABLES
 from insights.storage.session import make_engine, make_session_factory, migrate
@@ -112,9 +112,9 @@ def ingest_file(
             f"{path.name}: no usable row ({len(rejects)} rejected; reasons in {rejects_path})",
             details={"rejects_path": str(rejects_path) if rejects_path else None},
         )
+    record = _Record(path=path, sha256=sha, kind=kind, read=read, rejected=len(rejects), rejects_path=rejects_path)
     try:
-        stored, updated, known = _store(prepared, plan, kind, session_factory, source_name or path.name, path, sha,
-                                        len(rejects), read, rejects_path)
+        stored, updated, known = _store_retrying(prepared, plan, record, session_factory, source_name or path.name)
     except BaseException:
         if rejects_path is not None:
             rejects_path.unlink(missing_ok=True)
@@ -167,37 +167,54 @@ def _with_conflicts(prepared: Prepared, conflicts: dict[int, str]) -> pd.DataFra
     return merged.sort_values(SOURCE_ROW, kind="stable").reset_index(drop=True)
 
 
+@dataclass(frozen=True)
+class _Record:
+    """What the `IngestFile` row of this ingest says, apart from the storage counts."""
+
+    path: Path
+    sha256: str
+    kind: Kind
+    read: int
+    rejected: int
+    rejects_path: Path | None
+
+
+def _store_retrying(
+    prepared: Prepared, plan: _Plan, record: _Record, session_factory: sessionmaker[Session], source: str
+) -> tuple[int, int, int]:
+    """`_store`, tried a second time if a concurrent ingest committed some of the same rows first."""
+    try:
+        return _store(prepared, plan, record, session_factory, source)
+    except IntegrityError:
+        pass  # the other ingest's rows are now visible: a fresh lookup counts them as duplicates
+    try:
+        return _store(prepared, plan, record, session_factory, source)
+    except IntegrityError as exc:
+        raise Conflict(f"{record.path.name}: another ingest is writing the same rows; run it again") from exc
+
+
 def _store(
-    prepared: Prepared,
-    plan: _Plan,
-    kind: Kind,
-    session_factory: sessionmaker[Session],
-    source: str,
-    path: Path,
-    sha: str,
-    rejected: int,
-    read: int,
-    rejects_path: Path | None,
+    prepared: Prepared, plan: _Plan, record: _Record, session_factory: sessionmaker[Session], source: str
 ) -> tuple[int, int, int]:
     """Write the planned rows and the ingest record in one transaction: (stored, updated, already known)."""
     extras = prepared.canonical.extra_columns
     with session_factory.begin() as session:
-        if kind is Kind.CALENDAR:
+        if record.kind is Kind.CALENDAR:
             stored, updated, known = _store_calendar(session, plan, extras, source)
-        elif kind is Kind.PROPERTIES:
+        elif record.kind is Kind.PROPERTIES:
             stored, updated, known = _store_properties(session, plan, extras, source)
         else:
-            stored, updated, known = _store_hashed(session, plan, kind, extras, source)
+            stored, updated, known = _store_hashed(session, plan, record.kind, extras, source)
         ingest_repo.record_ingest_file(
             session,
-            path=str(path.resolve()),
-            sha256=sha,
-            kind=kind,
-            rows_read=read,
+            path=str(record.path.resolve()),
+            sha256=record.sha256,
+            kind=record.kind,
+            rows_read=record.read,
             rows_stored=stored,
-            rows_rejected=rejected,
+            rows_rejected=record.rejected,
             rows_duplicate=plan.duplicates + known,
-            rejects_path=str(rejects_path) if rejects_path else None,
+            rejects_path=str(record.rejects_path) if record.rejects_path else None,
         )
     return stored, updated, known
 
@@ -234,34 +251,30 @@ def _store_properties(session: Session, plan: _Plan, extras: list[str], source: 
 
 
 def _store_calendar(session: Session, plan: _Plan, extras: list[str], source: str) -> tuple[int, int, int]:
+    """Insert new days, update changed ones (a re-scrape), count unchanged ones: compared in bulk, not row by row."""
     stored = ingest_repo.existing_calendar_days(session, listing_ids=plan.frame["listing_id"].unique().tolist())
-    rows = ingest_repo.rows_from_frame(plan.frame, kind=Kind.CALENDAR, extra_columns=extras, source=source, row_hashes=None)
-    if stored.empty:
-        return ingest_repo.bulk_insert(session, table=CalendarDay, rows=rows), 0, 0
-    by_key = {
-        (listing_id, day.date()): (pk, available, price, extra)
-        for pk, listing_id, day, available, price, extra in stored.itertuples(index=False)
-    }
-    inserts, updates, same = [], [], 0
-    for row in rows:
-        existing = by_key.get((row["listing_id"], row["date"]))
-        if existing is None:
-            inserts.append(row)
-        elif _same_day(existing, row):
-            same += 1
-        else:
-            updates.append({"id": existing[0], **{k: row[k] for k in ("available", "price", "extra", "source", "ingested_at")}})
+    new = plan.frame[["listing_id", "date", "available", "price"]].reset_index(drop=True)
+    new["extra_json"] = json_objects(plan.frame, extras)
+    merged = new.merge(stored, on=["listing_id", "date"], how="left", suffixes=("", "_old"), validate="one_to_one")
+    fresh = merged["id"].isna().to_numpy()
+    same_price = (merged["price"] == merged["price_old"]) | (merged["price"].isna() & merged["price_old"].isna())
+    same = ~fresh & (merged["available"] == merged["available_old"]).fillna(False).to_numpy() & same_price.to_numpy()
+    same &= (merged["extra_json"] == merged["extra_json_old"]).to_numpy()
+    changed = ~fresh & ~same
+    inserts = ingest_repo.rows_from_frame(
+        plan.frame[fresh], kind=Kind.CALENDAR, extra_columns=extras, source=source, row_hashes=None
+    )
+    updates = [
+        {"id": int(pk), **{key: row[key] for key in ("available", "price", "extra", "source", "ingested_at")}}
+        for pk, row in zip(
+            merged.loc[changed, "id"],
+            ingest_repo.rows_from_frame(plan.frame[changed], kind=Kind.CALENDAR, extra_columns=extras, source=source, row_hashes=None),
+            strict=True,
+        )
+    ]
     ingest_repo.bulk_insert(session, table=CalendarDay, rows=inserts)
     ingest_repo.bulk_update(session, table=CalendarDay, rows=updates)
-    return len(inserts) + len(updates), len(updates), same
-
-
-def _same_day(existing: tuple[int, Any, Any, Any], row: dict[str, Any]) -> bool:
-    _, available, price, extra = existing
-    same_price = (price is None and row["price"] is None) or (
-        price is not None and row["price"] is not None and abs(float(price) - row["price"]) < 1e-9
-    )
-    return bool(available) == bool(row["available"]) and same_price and (extra or {}) == json.loads(row["extra"])
+    return len(inserts) + len(updates), len(updates), int(same.sum())
 
 
 def _file_sha256(path: Path) -> str:
@@ -355,3 +368,63 @@ def _options(
         "drop": tuple(dict.fromkeys([*(base.drop if base else ()), *drops])),
         "constants": constants,
     }
+
+
+# --------------------------------------------------------------------------- measurement
+
+
+def measure(preset: str, *, data_dir: Path, database_url: str | None = None) -> list[tuple[IngestSummary, float]]:
+    """Ingest a shared data set twice into a throwaway home (and PostgreSQL schema): summaries and seconds.
+
+    The second run measures an idempotent re-ingest (every row a duplicate).
+    """
+    import time
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    chosen = get_preset(preset)
+    with tempfile.TemporaryDirectory() as home:
+        url, admin, schema = database_url, None, None
+        if database_url and database_url.startswith(("postgresql", "postgres")):
+            schema = f"ingest_bench_{uuid.uuid4().hex[:8]}"
+            admin = create_engine(Settings(DATABASE_URL=database_url).sqlalchemy_url)
+            with admin.begin() as connection:
+                connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+            url = f"{database_url}{'&' if '?' in database_url else '?'}options=-csearch_path%3D{schema}"
+        settings = Settings(LEASEORA_HOME=home, DATABASE_URL=url)
+        settings.ensure_dirs()
+        engine = make_engine(settings.sqlalchemy_url)
+        try:
+            migrate(engine)
+            factory = make_session_factory(engine)
+            results = []
+            for _ in range(2):
+                started = time.perf_counter()
+                summary = ingest_file(
+                    data_dir / chosen.filename, kind=chosen.kind, mapping=chosen.mapping, drop=chosen.drop,
+                    constants=chosen.constants, settings=settings, session_factory=factory,
+                )
+                results.append((summary, time.perf_counter() - started))
+            return results
+        finally:
+            engine.dispose()
+            if admin is not None:
+                with admin.begin() as connection:
+                    connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+                admin.dispose()
+
+
+if __name__ == "__main__":  # python -m pipelines.ingest DATA_DIR [DATABASE_URL]: ingest speed of every preset
+    import sys
+
+    from insights.data.presets import PRESETS
+
+    folder = Path(sys.argv[1])
+    target = sys.argv[2] if len(sys.argv) > 2 else None
+    for name in PRESETS:
+        for run, (summary, seconds) in enumerate(measure(name, data_dir=folder, database_url=target), start=1):
+            print(
+                f"{name:16} run {run}: read {summary.read:>7} stored {summary.stored:>7} rejected {summary.rejected:>3} "
+                f"duplicates {summary.duplicates:>7}  {seconds:6.2f} s  {summary.read / seconds:>9,.0f} rows/s"
+            )

@@ -8,12 +8,15 @@ rows are inserted with one executemany per chunk (SQLite) or `COPY` (PostgreSQL)
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import ARRAY, JSON, Date, DateTime, Select, String, any_, bindparam, select, text, update
+from sqlalchemy import ARRAY, JSON, Date, DateTime, Select, String, Text, any_, bindparam, cast, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from insights.data.canonical import DTYPES, json_objects
@@ -72,17 +75,43 @@ def existing_properties(session: Session, *, property_ids: Iterable[str]) -> dic
 
 
 def existing_calendar_days(session: Session, *, listing_ids: Iterable[str]) -> pd.DataFrame:
-    """Stored days of `listing_ids`: columns id, listing_id, date (datetime64), available, price, extra."""
+    """Stored days of `listing_ids`: id, listing_id, date (datetime64), available, price, extra_json.
+
+    `extra_json` is the stored JSON text, normalised like `json_objects` writes it (sorted keys, no
+    spaces), so that a caller can compare it with new rows without decoding every row.
+    """
     wanted = sorted(set(listing_ids))
-    columns = ["id", "listing_id", "date", "available", "price", "extra"]
+    columns = ["id", "listing_id", "date", "available", "price", "extra_json"]
     parts: list[pd.DataFrame] = []
     for chunk in _chunks(wanted, LOOKUP_CHUNK):
-        query = select(*(getattr(CalendarDay, name) for name in columns)).where(_among(session, CalendarDay.listing_id, list(chunk)))
-        parts.append(pd.DataFrame(session.execute(query).all(), columns=columns))
+        query = select(
+            CalendarDay.id, CalendarDay.listing_id, CalendarDay.date, CalendarDay.available, CalendarDay.price,
+            cast(CalendarDay.extra, Text),
+        ).where(_among(session, CalendarDay.listing_id, list(chunk)))
+        parts.append(_frame(session.execute(query).all(), columns))
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
     frame["date"] = pd.to_datetime(frame["date"]).astype(DTYPES["datetime"])
     frame["listing_id"] = frame["listing_id"].astype("str")
+    frame["available"] = frame["available"].astype("boolean")
+    frame["price"] = frame["price"].astype("float64")
+    frame["extra_json"] = [_normalised_json(text) for text in frame["extra_json"].tolist()]
     return frame
+
+
+def _frame(rows: Sequence[Any], columns: list[str]) -> pd.DataFrame:
+    """A frame from result rows, built column-wise (pandas inspects each Row object otherwise: slow)."""
+    values = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
+    return pd.DataFrame({name: pd.Series(list(column), dtype=object) for name, column in zip(columns, values, strict=True)})
+
+
+def _normalised_json(text: str | None) -> str:
+    """JSON text as `json_objects` writes it: texts it wrote itself come back unchanged, without decoding."""
+    if not text or text in ("{}", "null"):
+        return "{}"
+    if ", " not in text and ": " not in text:
+        return text
+    value = json.loads(text)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 # --------------------------------------------------------------------------- rows <-> frames
@@ -112,14 +141,22 @@ def rows_from_frame(
 
 
 def _python_values(values: pd.Series, sql_type: Any) -> list[Any]:
-    """A column as plain Python values the drivers accept; every kind of missing becomes None."""
+    """A column as plain Python values the drivers accept; every kind of missing becomes None.
+
+    Each distinct value is converted once (files repeat values a lot), then spread back by code.
+    """
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
     if isinstance(sql_type, Date):
-        return [None if pd.isna(v) else v.date() for v in values.tolist()]
-    if isinstance(sql_type, DateTime):
-        return [None if pd.isna(v) else v.to_pydatetime().replace(tzinfo=UTC) for v in values.tolist()]
-    if pd.api.types.is_float_dtype(values.dtype):
-        return [None if v != v else v for v in values.to_numpy(dtype="float64").tolist()]  # NaN != NaN
-    return values.to_numpy(dtype=object, na_value=None).tolist()
+        converted = [stamp.date() for stamp in pd.DatetimeIndex(uniques)]
+    elif isinstance(sql_type, DateTime):
+        converted = [stamp.to_pydatetime().replace(tzinfo=UTC) for stamp in pd.DatetimeIndex(uniques)]
+    else:
+        converted = pd.Index(uniques).to_numpy(dtype=object).tolist()
+        converted = [value.item() if hasattr(value, "item") else value for value in converted]
+    table = np.empty(len(converted) + 1, dtype=object)
+    table[: len(converted)] = converted
+    table[-1] = None  # code -1: a missing cell
+    return table[codes].tolist()
 
 
 # --------------------------------------------------------------------------- writes
@@ -139,27 +176,48 @@ def bulk_insert(session: Session, *, table: type[Base], rows: Sequence[dict[str,
     session.flush()
     connection = session.connection()
     dialect = connection.dialect
-    convert = _converters(sql_table, names, dialect)
     raw = connection.connection.driver_connection
+    try:
+        return _insert_raw(raw, dialect, sql_table, names, rows)
+    except dialect.loaded_dbapi.IntegrityError as exc:
+        # Same exception as the ORM path would raise, so callers need not know the driver.
+        raise IntegrityError(f"bulk insert into {sql_table.name}", None, exc) from exc
+
+
+def _insert_raw(raw: Any, dialect: Any, sql_table: Any, names: list[str], rows: Sequence[dict[str, Any]]) -> int:
+    convert = _converters(sql_table, names, dialect)
     quoted = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
     table_name = dialect.identifier_preparer.format_table(sql_table)
     if dialect.name == "postgresql":
         with raw.cursor() as cursor, cursor.copy(f"COPY {table_name} ({quoted}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row([fn(row[name]) if fn else row[name] for name, fn in zip(names, convert, strict=True)])
+            for values in _tuples(rows, names, convert):
+                copy.write_row(values)
         return len(rows)
     placeholders = ", ".join("?" for _ in names)
     statement = f"INSERT INTO {table_name} ({quoted}) VALUES ({placeholders})"
     cursor = raw.cursor()
     try:
         for chunk in _chunks(rows, CHUNK_ROWS):
-            cursor.executemany(
-                statement,
-                [tuple(fn(row[name]) if fn else row[name] for name, fn in zip(names, convert, strict=True)) for row in chunk],
-            )
+            cursor.executemany(statement, _tuples(chunk, names, convert))
     finally:
         cursor.close()
     return len(rows)
+
+
+def _tuples(rows: Sequence[dict[str, Any]], names: list[str], convert: list[Any]) -> list[tuple[Any, ...]]:
+    """Rows as DBAPI parameter tuples in `names` order, converting only the columns that need it."""
+    getter = operator.itemgetter(*names)
+    tuples = [getter(row) for row in rows] if len(names) > 1 else [(getter(row),) for row in rows]
+    conversions = [(position, fn) for position, fn in enumerate(convert) if fn is not None]
+    if not conversions:
+        return tuples
+    converted: list[tuple[Any, ...]] = []
+    for values in tuples:
+        mutable = list(values)
+        for position, fn in conversions:
+            mutable[position] = fn(mutable[position])
+        converted.append(tuple(mutable))
+    return converted
 
 
 def _converters(sql_table: Any, names: list[str], dialect: Any) -> list[Any]:
@@ -311,7 +369,7 @@ def _load(session: Session, query: Select[Any], kind: Kind) -> pd.DataFrame:
     names = [name for name in COLUMNS[kind] if name in table.c]
     columns = [table.c.id, *(table.c[name] for name in names), table.c.extra]
     result = session.execute(query.with_only_columns(*columns)).all()
-    frame = pd.DataFrame(result, columns=["id", *names, "extra"]).set_index("id")
+    frame = _frame(result, ["id", *names, "extra"]).set_index("id")
     canonical = pd.DataFrame(index=frame.index)
     for name, ctype in COLUMNS[kind].items():
         canonical[name] = _typed(frame[name], ctype) if name in frame else pd.Series(index=frame.index, dtype=DTYPES[ctype])

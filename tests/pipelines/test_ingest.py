@@ -287,3 +287,20 @@ def test_ingest_command_uses_the_settings_database(tmp_path: Path, settings: Set
     path = write(tmp_path / "f.csv", "city,monthly_rent\nLyon,900\n")
     text, code = ingest_command(path, settings=settings)
     assert code == 0 and "stored 1" in text
+
+
+def test_rows_committed_meanwhile_by_another_ingest_count_as_duplicates(
+    ingest: Ingest, tmp_path: Path, session_factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingest(write(tmp_path / "a.csv", "city,monthly_rent\nLyon,900\n"))
+    real_lookup = ingest_repo.existing_hashes
+    lookups: list[int] = []
+
+    def stale_first_lookup(session: Session, **kwargs: Any) -> set[str]:
+        lookups.append(1)
+        return set() if len(lookups) == 1 else real_lookup(session, **kwargs)  # as if the other ingest had not committed yet
+
+    monkeypatch.setattr(ingest_repo, "existing_hashes", stale_first_lookup)
+    summary = ingest(write(tmp_path / "b.csv", "city,monthly_rent\nLyon,900\nNice,1200\n"))
+    assert len(lookups) == 2 and (summary.stored, summary.duplicates) == (1, 1)
+    assert count(session_factory, Listing) == 2 and count(session_factory, IngestFile) == 2
