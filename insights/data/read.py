@@ -9,7 +9,7 @@ Decisions:
   (so a misnamed `.csv` that is gzipped still reads); everything else is treated as CSV.
 - Delimiter: comma, semicolon or tab, chosen as the one that splits the header into the most fields
   and gives the same field count on the first lines.
-- Encoding: UTF-8 first (with or without BOM). A file that is not UTF-8 is decoded as cp1252 (the
+- Encoding: UTF-8 first (with or without BOM); UTF-16 when the file starts with its BOM. A file that is not UTF-8 is decoded as cp1252 (the
   Windows superset of Latin-1 that spreadsheets write in Western Europe and the Americas), or as
   Latin-1 when cp1252 cannot decode it either; `RawTable.warnings` says so. Binary junk is refused
   before any decoding is attempted, so the fallback never turns random bytes into "text".
@@ -19,6 +19,7 @@ Decisions:
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
@@ -34,7 +35,8 @@ import pyarrow.parquet as pq
 
 from insights.errors import IngestError
 
-#: Column holding each row's line number in the source (header is line 1, first data row line 2).
+#: Name of each row's number in the source: its line (header = 1, first data row = 2), as long as no
+#: quoted cell spans several lines.
 SOURCE_ROW = "source_row"
 
 _PARQUET_MAGIC = b"PAR1"
@@ -103,7 +105,7 @@ def _read_parquet(path: Path, data: bytes) -> RawTable:
 def _read_csv(path: Path, data: bytes) -> RawTable:
     if data.startswith(_PARQUET_MAGIC):
         raise IngestError(f"{path.name}: a gzipped Parquet file is not supported; decompress it first")
-    if _looks_binary(data):
+    if _looks_binary(data) and not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise IngestError(f"{path.name}: not a CSV or Parquet file (binary content)")
     text, encoding, notes = _decode(path, data)
     if not text.strip():
@@ -123,6 +125,11 @@ def _looks_binary(data: bytes) -> bool:
 
 
 def _decode(path: Path, data: bytes) -> tuple[str, str, list[str]]:
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16"), "utf-16", []  # Excel's "Unicode text" export
+        except UnicodeDecodeError as exc:
+            raise IngestError(f"{path.name}: broken UTF-16 text (byte {exc.start})") from exc
     try:
         return data.decode("utf-8-sig"), "utf-8", []
     except UnicodeDecodeError as exc:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import ARRAY, JSON, Date, DateTime, Select, String, Text, any_, bindparam, cast, select, text, update
+from sqlalchemy import ARRAY, JSON, Date, DateTime, Select, String, Text, any_, bindparam, cast, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -321,13 +321,14 @@ def record_ingest_file(
 def load_listings(session: Session, *, since: datetime | None = None, city: str | None = None) -> pd.DataFrame:
     """Stored listings as a canonical frame (extras expanded into columns), index `id`, oldest first.
 
-    `since` keeps rows ingested at or after that time; `city` keeps one city (case-insensitive).
+    `since` keeps rows ingested at or after that time; `city` keeps one city (case-insensitive for ASCII
+    letters on SQLite, for all letters on PostgreSQL).
     """
     query = select(Listing).order_by(Listing.id)
     if since is not None:
         query = query.where(Listing.ingested_at >= since)
     if city is not None:
-        query = query.where(Listing.city.ilike(city))
+        query = query.where(func.lower(Listing.city) == city.lower())
     return _load(session, query, Kind.LISTINGS)
 
 
@@ -360,7 +361,7 @@ def load_properties(session: Session, *, account_id: int | None = None, city: st
     query = select(PropertyRow).order_by(PropertyRow.id)
     query = query.where(PropertyRow.account_id.is_(None) if account_id is None else PropertyRow.account_id == account_id)
     if city is not None:
-        query = query.where(PropertyRow.city.ilike(city))
+        query = query.where(func.lower(PropertyRow.city) == city.lower())
     return _load(session, query, Kind.PROPERTIES)
 
 

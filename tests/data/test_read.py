@@ -132,6 +132,12 @@ def test_utf8_with_bom(tmp_path: Path) -> None:
     assert list(table.frame.columns) == ["city", "monthly_rent"] and table.encoding == "utf-8"
 
 
+def test_utf16_with_bom(tmp_path: Path) -> None:
+    path = write_bytes(tmp_path / "f.csv", "city\tmonthly_rent\nMünchen\t900\n".encode("utf-16"))
+    table = read_table(path)
+    assert table.encoding == "utf-16" and table.frame["city"].tolist() == ["München"]
+
+
 def test_duplicated_header_is_refused(tmp_path: Path) -> None:
     with pytest.raises(IngestError, match="duplicated column names.*city"):
         read_table(write_bytes(tmp_path / "f.csv", b"city,city,monthly_rent\nA,B,1\n"))
