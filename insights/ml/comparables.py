@@ -16,8 +16,9 @@ from sklearn.neighbors import NearestNeighbors
 from insights.ml.features import KM_PER_DEGREE, as_float
 
 SIMILARITY_FEATURES: tuple[str, ...] = ("size_sqm", "rooms", "bedrooms", "bathrooms", "year_built", "floor", "latitude", "longitude")
-#: What a comparable shows; kept as a compact copy of the training rows.
-SHOWN: tuple[str, ...] = ("listing_id", "property_id", "city", "district", "monthly_rent", "size_sqm", "bedrooms", "rooms", "listed_at")
+#: What a comparable shows; kept as a compact copy of the training rows (the positions also let answers
+#: place a typical unit in a district: `insights.query.answer`).
+SHOWN: tuple[str, ...] = ("listing_id", "property_id", "city", "district", "latitude", "longitude", "monthly_rent", "size_sqm", "bedrooms", "rooms", "listed_at")
 #: At most this many training rows are kept for comparables (the most recent ones): bounds the artifact.
 MAX_ROWS = 300_000
 
