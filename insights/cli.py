@@ -338,6 +338,31 @@ def runs(limit: Annotated[int, typer.Option(help="How many stage records.")] = 3
     console.print(table)
 
 
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="A question, e.g. \"What is the optimal rent for a 2-bedroom apartment in Berlin?\"")],
+    json_: Annotated[bool, typer.Option("--json", help="Print exactly the object a completed query holds.")] = False,
+) -> None:
+    """Answer a question synchronously with the same interpreter and models as POST /ai/query."""
+    import json
+
+    from insights.errors import LeaseoraError
+    from insights.query.ask import ask as answer, format_answer
+
+    try:
+        payload = answer(question, settings=get_settings())
+    except LeaseoraError as exc:
+        if json_:
+            print(json.dumps({"status": "failed", "error": {"code": exc.code, "message": exc.message}}))
+        else:
+            console.print(f"[red]{exc.message}[/]")
+        raise typer.Exit(1) from None
+    if json_:
+        print(json.dumps(payload, ensure_ascii=False, allow_nan=False))
+    else:
+        console.print(format_answer(payload), markup=False)
+
+
 def main() -> None:
     """Entry point for `python -m insights.cli`."""
     app()

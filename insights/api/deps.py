@@ -1,13 +1,16 @@
-"""Dependencies of the routes, as `Annotated` aliases (full-stack-fastapi-template style)."""
+"""Dependencies of the routes, as `Annotated` aliases (full-stack-fastapi-template style).
+
+There is deliberately no session dependency: a sync generator dependency closes its session in the
+thread pool *after* the response, so under load every pooled connection can end up held by a
+generator waiting for a thread. Routes open `runtime.session_factory()` in their body instead.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated
 
 import redis
 from fastapi import Depends, Request
-from sqlalchemy.orm import Session
 
 from insights.config import Settings
 from insights.runtime import Runtime
@@ -26,12 +29,6 @@ def get_settings(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Settings:
     return runtime.settings
 
 
-def get_db(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Iterator[Session]:
-    """A session per request, closed afterwards; routes commit through the repository functions."""
-    with runtime.session_factory() as session:
-        yield session
-
-
 def get_redis(runtime: Annotated[Runtime, Depends(get_runtime)]) -> redis.Redis:
     """The shared Redis client."""
     return runtime.redis
@@ -39,7 +36,6 @@ def get_redis(runtime: Annotated[Runtime, Depends(get_runtime)]) -> redis.Redis:
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-SessionDep = Annotated[Session, Depends(get_db)]
 RedisDep = Annotated[redis.Redis, Depends(get_redis)]
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from insights.api.deps import AnyCallerDep, RuntimeDep, SessionDep
+from insights.api.deps import AnyCallerDep, RuntimeDep
 from insights.api.schemas import ERROR_RESPONSES
 from insights.ml import registry
 from insights.storage.runs_repo import recent_runs, run_to_dict
@@ -32,6 +32,7 @@ def get_models(caller: Caller, runtime: RuntimeDep, limit: Annotated[int, Query(
 
 
 @router.get("/pipeline-runs", responses=ERROR_RESPONSES, summary="Recent batch runs, stage by stage")
-def get_pipeline_runs(caller: Caller, session: SessionDep, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> dict[str, Any]:
+def get_pipeline_runs(caller: Caller, runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> dict[str, Any]:
     """Stage records, newest first: status, row counts, metrics (drift, live error), warnings and errors."""
-    return {"success": True, "data": [run_to_dict(r) for r in recent_runs(session, limit=limit)]}
+    with runtime.session_factory() as session:
+        return {"success": True, "data": [run_to_dict(r) for r in recent_runs(session, limit=limit)]}

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import pandas as pd
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
-from insights.api.deps import RuntimeDep, SessionDep, requires
+from insights.api.deps import RuntimeDep, requires
 from insights.api.schemas import ERROR_RESPONSES, PropertiesIn
 from insights.errors import ModelNotAvailable
 from insights.ml.scoring import score
@@ -21,19 +21,21 @@ Writer = Annotated[Principal, requires("properties:write")]
 
 
 @router.post("", status_code=200, responses=ERROR_RESPONSES, summary="Create or update properties of your portfolio")
-def put_properties(body: PropertiesIn, caller: Writer, session: SessionDep) -> dict[str, Any]:
+def put_properties(body: PropertiesIn, caller: Writer, runtime: RuntimeDep) -> dict[str, Any]:
     """Upsert by `property_id`; the nightly run scores them, and answers about `prop_...` use them."""
     rows = [p.model_dump() for p in body.properties]
-    return {"success": True, **properties_repo.upsert_properties(session, account_id=caller.account_id, rows=rows)}
+    with runtime.session_factory() as session:
+        return {"success": True, **properties_repo.upsert_properties(session, account_id=caller.account_id, rows=rows)}
 
 
 @router.get("", responses=ERROR_RESPONSES, summary="Your properties, a page at a time")
 def get_properties(
-    caller: Reader, session: SessionDep,
+    caller: Reader, runtime: RuntimeDep,
     page: Annotated[int, Query(ge=1)] = 1, limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> dict[str, Any]:
     """Properties ordered by id, with the platform's meta block."""
-    rows, total = properties_repo.list_properties(session, account_id=caller.account_id, offset=(page - 1) * limit, limit=limit)
+    with runtime.session_factory() as session:
+        rows, total = properties_repo.list_properties(session, account_id=caller.account_id, offset=(page - 1) * limit, limit=limit)
     return {
         "success": True,
         "data": [properties_repo.property_to_dict(r) for r in rows],
@@ -43,14 +45,15 @@ def get_properties(
 
 @router.get("/{property_id}/prediction", responses={**ERROR_RESPONSES, 404: {"description": "No such property"}},
             summary="Rent estimate, interval, confidence, occupancy and optimal rent of one property")
-def get_prediction(property_id: str, caller: Reader, session: SessionDep, runtime: RuntimeDep, request: Request) -> dict[str, Any]:
+def get_prediction(property_id: str, caller: Reader, runtime: RuntimeDep) -> dict[str, Any]:
     """The champion's prediction: the nightly stored one when it is from the current champion, else computed now."""
-    row = properties_repo.get_property(session, account_id=caller.account_id, property_id=property_id)
+    with runtime.session_factory() as session:
+        row = properties_repo.get_property(session, account_id=caller.account_id, property_id=property_id)
+        stored = properties_repo.stored_prediction(session, property_pk=row.id)
     cache = model_cache(runtime.settings.models_dir)
     rent = cache.get("rent")
     if rent is None:
         raise ModelNotAvailable("no rent model has been trained yet")
-    stored = properties_repo.stored_prediction(session, property_pk=row.id)
     if stored is not None and stored.model_version == rent.version:
         prediction, computed = stored.payload, False
     else:

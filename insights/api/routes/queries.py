@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from insights.api.deps import SessionDep, authorize, requires
+from insights.api.deps import RuntimeDep, authorize, requires
 from insights.api.schemas import ERROR_RESPONSES, ErrorResponse, QueryAccepted, QueryIn, QueryStatus
 from insights.services.keys import Principal
 from insights.services.webhooks import validate_webhook_url
@@ -49,7 +49,8 @@ async def post_query(body: QueryIn, request: Request, response: Response) -> Que
     responses={**ERROR_RESPONSES, 404: {"model": ErrorResponse, "description": "No such query for this account"}},
     summary="A query's status and, once completed, its answer",
 )
-def get_query(query_id: str, caller: QueryCaller, session: SessionDep) -> dict:
+def get_query(query_id: str, caller: QueryCaller, runtime: RuntimeDep) -> dict:
     """`queued`, `processing`, `completed` (with the answer) or `failed` (with the reason)."""
-    record = queries_repo.get_query(session, query_id=query_id, account_id=caller.account_id)
-    return queries_repo.query_to_dict(record)
+    with runtime.session_factory() as session:
+        record = queries_repo.get_query(session, query_id=query_id, account_id=caller.account_id)
+        return queries_repo.query_to_dict(record)

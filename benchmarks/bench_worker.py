@@ -1,0 +1,163 @@
+"""Worker throughput against RQ's own no-op job rate (same worker class), and POST-to-completed latency.
+
+    .venv/bin/python -m benchmarks.bench_worker [--jobs 400] [--rate 20] [--seconds 15]
+
+1. Throughput: the same `SimpleWorker` drains N no-op jobs, then N real query jobs (questions from the
+   interpreter's evaluation set, answered with champion models trained on generated demo data), in
+   burst mode; jobs per second of each, and their ratio. Target: at least 70%.
+2. Latency: the API (uvicorn) and one `leaseora worker` process; queries are POSTed at a steady rate
+   and each is polled until `completed`; the median time from POST to completed. Target: under 100 ms
+   at 20 queries/s.
+Writes benchmarks/results/worker.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from rq import Queue, SimpleWorker
+
+from benchmarks.loadgen import free_port, start_server
+from insights import defaults
+from insights.config import Settings
+from insights.runtime import Runtime
+from insights.services.keys import create_key
+from insights.storage import queries_repo
+from insights.worker.context import set_runtime
+from insights.worker.enqueue import enqueue_query_job
+from pipelines.bootstrap import load_demo_data
+from pipelines.train import train_all
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "worker.json"
+QUESTIONS = [json.loads(line)["query"] for line in (ROOT / "tests" / "query" / "eval_questions.jsonl").read_text().splitlines() if line.strip()]
+
+
+def noop() -> None:
+    """RQ's cheapest job: the baseline."""
+
+
+def _drain(runtime: Runtime, enqueue: callable, n: int) -> float:
+    connection = runtime.redis
+    rq_queue = Queue(defaults.QUERY_QUEUE, connection=connection)
+    rq_queue.empty()
+    for i in range(n):
+        enqueue(rq_queue, i)
+    worker = SimpleWorker([rq_queue], connection=connection)
+    started = time.perf_counter()
+    worker.work(burst=True, with_scheduler=False, logging_level="WARNING")
+    return n / (time.perf_counter() - started)
+
+
+def throughput(runtime: Runtime, n: int) -> dict:
+    """No-op and query job rates with the same worker class, each measured twice, alternating."""
+    set_runtime(runtime)
+
+    def enqueue_noop(q: Queue, i: int) -> None:
+        q.enqueue("benchmarks.bench_worker.noop", result_ttl=defaults.RESULT_TTL)
+
+    def enqueue_query(q: Queue, i: int) -> None:
+        with runtime.session_factory() as session:
+            record = queries_repo.create_query(session, account_id=None, text=QUESTIONS[i % len(QUESTIONS)], webhook_url=None)
+        enqueue_query_job(q, record.id)
+
+    _drain(runtime, enqueue_query, 50)  # warm-up: models loaded once per process, caches filled
+    rates: dict[str, list[float]] = {"noop": [], "query": []}
+    for _ in range(2):
+        rates["noop"].append(_drain(runtime, enqueue_noop, n))
+        rates["query"].append(_drain(runtime, enqueue_query, n))
+    noop_rate, query_rate = max(rates["noop"]), max(rates["query"])
+    return {"jobs": n, "noop_jobs_per_s": round(noop_rate, 1), "query_jobs_per_s": round(query_rate, 1),
+            "ratio": round(query_rate / noop_rate, 3), "target_ratio": 0.7, "runs": rates}
+
+
+def latency(runtime: Runtime, home: Path, *, rate: float, seconds: float) -> dict:
+    """POST at `rate` per second for `seconds`; poll each query until completed; median and p95 in ms."""
+    with runtime.session_factory() as session:
+        key = create_key(session, secret="bench", account_name="latency", plan="enterprise").key
+    env = {**os.environ, "LEASEORA_HOME": str(home), "REDIS_URL": runtime.redis_url, "LEASEORA_SECRET_KEY": "bench"}
+    port = free_port()
+    server = start_server("insights.api.app:app_from_environment", port=port, env=env, cwd=ROOT)
+    worker = subprocess.Popen([sys.executable, "-m", "insights.cli", "worker"], env=env, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    headers = {"Authorization": f"Bearer {key}"}
+    results: list[float] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+
+    def one(i: int) -> None:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=10) as client:
+            started = time.perf_counter()
+            response = client.post("/ai/query", json={"query": QUESTIONS[i % len(QUESTIONS)]})
+            url = response.json()["status_url"]
+            while True:
+                status = client.get(url).json()["status"]
+                if status in ("completed", "failed"):
+                    break
+                time.sleep(0.005)
+            with lock:
+                (results if status == "completed" else failures).append((time.perf_counter() - started) * 1000 if status == "completed" else url)
+
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=30) as client:
+            for i in range(10):  # warm-up: the worker loads the models on its first query
+                client.post("/ai/query", json={"query": QUESTIONS[i]})
+            time.sleep(3)
+        threads = []
+        for i in range(int(rate * seconds)):
+            thread = threading.Thread(target=one, args=(i,))
+            thread.start()
+            threads.append(thread)
+            time.sleep(1 / rate)
+        for thread in threads:
+            thread.join()
+    finally:
+        worker.terminate()
+        server.terminate()
+        worker.wait()
+        server.wait()
+    results.sort()
+    return {"rate_per_s": rate, "queries": len(results) + len(failures), "failed": len(failures),
+            "median_ms": round(statistics.median(results), 1) if results else None,
+            "p95_ms": round(results[int(0.95 * (len(results) - 1))], 1) if results else None, "target_median_ms": 100}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Train small models in a temporary home, then measure."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=400)
+    parser.add_argument("--rate", type=float, default=20.0)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    args = parser.parse_args(argv)
+    home = Path(tempfile.mkdtemp(prefix="leaseora-bench-worker-"))
+    runtime = Runtime.open(Settings(LEASEORA_HOME=str(home), LEASEORA_SECRET_KEY="bench"))
+    try:
+        load_demo_data(runtime, n_properties=1500, say=lambda _: None)
+        train_all(runtime.session_factory, settings=runtime.settings, progress=lambda _: None)
+        report = {"throughput": throughput(runtime, args.jobs), "latency": latency(runtime, home, rate=args.rate, seconds=args.seconds)}
+    finally:
+        set_runtime(None)
+        runtime.close()
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2))
+    t, lat = report["throughput"], report["latency"]
+    print(f"worker: {t['query_jobs_per_s']:.0f} query jobs/s vs {t['noop_jobs_per_s']:.0f} no-op jobs/s: ratio {t['ratio']:.2f} (target >= 0.70)")
+    print(f"latency at {lat['rate_per_s']:.0f} q/s: median {lat['median_ms']} ms, p95 {lat['p95_ms']} ms over {lat['queries']} queries "
+          f"({lat['failed']} failed; target median < 100 ms)")
+    return report
+
+
+if __name__ == "__main__":
+    report = main(sys.argv[1:])
+    ok = report["throughput"]["ratio"] >= 0.7 and (report["latency"]["median_ms"] or 1e9) < 100
+    sys.exit(0 if ok else 1)
