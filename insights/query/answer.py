@@ -855,7 +855,18 @@ class _Answerer:
             return self.no_market(summary, city, country=self.entities.get("country"), market=market)
         given = {k: self.entities.get(k) for k in ("property_type", "bedrooms", "bathrooms", "size_sqm", "furnished")}
         unit = complete_unit(market, given, summary, today=self.today)
-        return self.segment_problem(unit, summary) or unit
+        problem = self.segment_problem(unit, summary)
+        if problem is None:
+            self.note_unusual_size(unit)
+        return problem or unit
+
+    def note_unusual_size(self, unit: Unit) -> None:
+        """A given size outside what the market's listings cover makes the figures an extrapolation: say so."""
+        size, span = unit.features.get("size_sqm"), unit.market.size_range
+        if size is None or span is None or "size_sqm" in unit.assumptions or span[0] <= float(size) <= span[1]:
+            return
+        self.notes.append(f"{float(size):,.0f} m² is outside the sizes of nearly all listings in {unit.market.name} "
+                          f"({span[0]:,.0f}–{span[1]:,.0f} m²), so the figures below are an extrapolation.")
 
     def property_subject(self, property_id: str, rent: LoadedModel, summary: MarketSummary) -> Unit | Reply:
         with self.context.session_factory() as session:
@@ -879,6 +890,7 @@ class _Answerer:
         problem = self.segment_problem(unit, summary)
         if problem is not None:
             return problem
+        self.note_unusual_size(unit)
         self._stored = _fresh_prediction(prediction, rent.version, getattr(rent.model, "level", None))
         if self._stored is not None:
             self.source({"type": "prediction", "model_version": prediction.model_version,
