@@ -511,6 +511,21 @@ def test_every_kind_of_payload_is_strict_json(trained: Trained) -> None:
         json.dumps(payload, allow_nan=False)
 
 
+def test_every_question_of_the_interpreter_sets_gets_an_answer(trained: Trained) -> None:
+    """Hundreds of real phrasings (many about cities without data): no error, strict JSON, a known status."""
+    folder = Path(__file__).parent
+    questions = [json.loads(line)["query"] for name in ("eval_questions.jsonl", "holdout_questions.jsonl")
+                 for line in (folder / name).read_text(encoding="utf-8").splitlines() if line.strip()]
+    statuses = set()
+    for question in questions:
+        payload = trained.ask(question, account_id=trained.owner)
+        json.dumps(payload, allow_nan=False)
+        assert payload["answer"].strip()
+        statuses.add(payload["result"]["status"])
+    assert statuses <= {"ok", "insufficient_data", "not_found", "needs_city", "unsupported", "no_published_insights"}
+    assert {"ok", "insufficient_data", "unsupported"} <= statuses
+
+
 def test_latency_per_question_is_reported(trained: Trained, capsys: pytest.CaptureFixture[str]) -> None:
     questions = [
         "What is the rent for a 2-bedroom apartment in Berlin?", "What is the optimal rent for a 2-bedroom apartment in Munich?",
