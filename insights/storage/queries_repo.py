@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
@@ -33,16 +34,25 @@ def get_query(session: Session, *, query_id: str, account_id: int | None) -> Que
     return record
 
 
-def mark_processing(session: Session, *, query_id: str) -> QueryRecord | None:
-    """Move a query to `processing` and count the attempt; None when it is already finished."""
-    record = session.get(QueryRecord, query_id)
-    if record is None or record.status in ("completed", "failed"):
-        return None
-    record.status = "processing"
-    record.attempts = (record.attempts or 0) + 1
-    record.started_at = utcnow()
+@dataclass(frozen=True)
+class Started:
+    """What a worker needs of a query it starts."""
+
+    text: str
+    webhook_url: str | None
+    account_id: int | None
+
+
+def mark_processing(session: Session, *, query_id: str) -> Started | None:
+    """Move a query to `processing` and count the attempt, in one statement; None when it is finished or gone."""
+    row = session.execute(
+        update(QueryRecord)
+        .where(QueryRecord.id == query_id, QueryRecord.status.not_in(("completed", "failed")))
+        .values(status="processing", attempts=QueryRecord.attempts + 1, started_at=utcnow())
+        .returning(QueryRecord.text, QueryRecord.webhook_url, QueryRecord.account_id)
+    ).one_or_none()
     session.commit()
-    return record
+    return None if row is None else Started(text=row.text, webhook_url=row.webhook_url, account_id=row.account_id)
 
 
 def mark_completed(session: Session, *, query_id: str, payload: dict[str, Any]) -> None:
