@@ -181,7 +181,7 @@ def keys_list() -> None:
 
 @keys_app.command("revoke")
 def keys_revoke(prefix: Annotated[str, typer.Argument(help="The key's prefix, as `keys list` shows it.")]) -> None:
-    """Revoke a key: it stops authenticating at once."""
+    """Revoke a key: it stops authenticating within 5 seconds (API processes cache verified keys that long)."""
     from insights.services.keys import revoke_key
 
     runtime = Runtime.open(get_settings())
