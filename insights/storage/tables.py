@@ -70,7 +70,31 @@ class ApiKey(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
-class PropertyRow(Base):
+class PropertyFeatures:
+    """The canonical property features (`insights.data.schema.PROPERTY_FEATURES`), shared by properties and listings."""
+
+    city: Mapped[str] = mapped_column(String(128), index=True)
+    country: Mapped[str | None] = mapped_column(String(64))
+    district: Mapped[str | None] = mapped_column(String(128))
+    postcode: Mapped[str | None] = mapped_column(String(32))
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    property_type: Mapped[str | None] = mapped_column(String(64))
+    bedrooms: Mapped[float | None] = mapped_column(Float)
+    rooms: Mapped[float | None] = mapped_column(Float)
+    bathrooms: Mapped[float | None] = mapped_column(Float)
+    size_sqm: Mapped[float | None] = mapped_column(Float)
+    floor: Mapped[float | None] = mapped_column(Float)
+    total_floors: Mapped[float | None] = mapped_column(Float)
+    year_built: Mapped[float | None] = mapped_column(Float)
+    furnished: Mapped[bool | None] = mapped_column(Boolean)
+    parking: Mapped[bool | None] = mapped_column(Boolean)
+    balcony: Mapped[bool | None] = mapped_column(Boolean)
+    elevator: Mapped[bool | None] = mapped_column(Boolean)
+    pets_allowed: Mapped[bool | None] = mapped_column(Boolean)
+
+
+class PropertyRow(PropertyFeatures, Base):
     """A property (unit) in a landlord's portfolio, or one seen in market data (account_id NULL)."""
 
     __tablename__ = "properties"
@@ -78,25 +102,6 @@ class PropertyRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     property_id: Mapped[str] = mapped_column(String(128), index=True)
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
-    city: Mapped[str] = mapped_column(String(128), index=True)
-    country: Mapped[str | None] = mapped_column(String(64))
-    district: Mapped[str | None] = mapped_column(String(128))
-    postcode: Mapped[str | None] = mapped_column(String(32))
-    latitude: Mapped[float | None] = mapped_column(Float)
-    longitude: Mapped[float | None] = mapped_column(Float)
-    property_type: Mapped[str | None] = mapped_column(String(64))
-    bedrooms: Mapped[float | None] = mapped_column(Float)
-    rooms: Mapped[float | None] = mapped_column(Float)
-    bathrooms: Mapped[float | None] = mapped_column(Float)
-    size_sqm: Mapped[float | None] = mapped_column(Float)
-    floor: Mapped[float | None] = mapped_column(Float)
-    total_floors: Mapped[float | None] = mapped_column(Float)
-    year_built: Mapped[float | None] = mapped_column(Float)
-    furnished: Mapped[bool | None] = mapped_column(Boolean)
-    parking: Mapped[bool | None] = mapped_column(Boolean)
-    balcony: Mapped[bool | None] = mapped_column(Boolean)
-    elevator: Mapped[bool | None] = mapped_column(Boolean)
-    pets_allowed: Mapped[bool | None] = mapped_column(Boolean)
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
     row_hash: Mapped[str] = mapped_column(String(64))
     source: Mapped[str | None] = mapped_column(String(255))
@@ -104,32 +109,13 @@ class PropertyRow(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class Listing(Base):
+class Listing(PropertyFeatures, Base):
     """One rent observation: a unit offered (or let) at `monthly_rent` on `listed_at`."""
 
     __tablename__ = "listings"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     listing_id: Mapped[str | None] = mapped_column(String(128), index=True)
     property_id: Mapped[str | None] = mapped_column(String(128), index=True)
-    city: Mapped[str] = mapped_column(String(128), index=True)
-    country: Mapped[str | None] = mapped_column(String(64))
-    district: Mapped[str | None] = mapped_column(String(128))
-    postcode: Mapped[str | None] = mapped_column(String(32))
-    latitude: Mapped[float | None] = mapped_column(Float)
-    longitude: Mapped[float | None] = mapped_column(Float)
-    property_type: Mapped[str | None] = mapped_column(String(64))
-    bedrooms: Mapped[float | None] = mapped_column(Float)
-    rooms: Mapped[float | None] = mapped_column(Float)
-    bathrooms: Mapped[float | None] = mapped_column(Float)
-    size_sqm: Mapped[float | None] = mapped_column(Float)
-    floor: Mapped[float | None] = mapped_column(Float)
-    total_floors: Mapped[float | None] = mapped_column(Float)
-    year_built: Mapped[float | None] = mapped_column(Float)
-    furnished: Mapped[bool | None] = mapped_column(Boolean)
-    parking: Mapped[bool | None] = mapped_column(Boolean)
-    balcony: Mapped[bool | None] = mapped_column(Boolean)
-    elevator: Mapped[bool | None] = mapped_column(Boolean)
-    pets_allowed: Mapped[bool | None] = mapped_column(Boolean)
     listed_at: Mapped[datetime | None] = mapped_column(index=True)
     monthly_rent: Mapped[float] = mapped_column(Float)
     currency: Mapped[str | None] = mapped_column(String(8))

@@ -28,3 +28,13 @@ def test_rows_round_trip(session) -> None:
     assert account.plan == "professional" and account.created_at is not None
     lease = session.scalars(select(Lease)).one()
     assert lease.start_date == date(2024, 1, 1) and lease.extra == {}
+
+
+def test_the_migrations_match_the_tables(engine) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from insights.storage.tables import Base
+
+    with engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
