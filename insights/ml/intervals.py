@@ -51,11 +51,14 @@ class MondrianScores:
         return self
 
     def _sets(self, group: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(row indices, sorted values) for every set used by these rows."""
-        known = np.isin(group, list(self.groups))
-        pairs = [(np.flatnonzero(group == name), values) for name, values in self.groups.items()]
-        pairs.append((np.flatnonzero(~known), self.overall))
-        return [(rows, values) for rows, values in pairs if len(rows)]
+        """(row indices, sorted values) for every set used by these rows (one pass over the rows)."""
+        names = list(self.groups)
+        codes = pd.Index(names, dtype=object).get_indexer(group)
+        codes[codes < 0] = len(names)  # unseen or small groups: the overall set
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(names) + 2))
+        sets = [*self.groups.values(), self.overall]
+        return [(order[bounds[c]:bounds[c + 1]], sets[c]) for c in range(len(sets)) if bounds[c + 1] > bounds[c]]
 
     def quantile(self, level: float, group: np.ndarray) -> np.ndarray:
         """Per row: the conformal quantile at `level` of its group's scores."""

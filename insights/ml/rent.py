@@ -57,7 +57,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
 #: The σ̂ model only has to rank rows by difficulty: small and quick.
 SIGMA_PARAMS: dict[str, Any] = {
     "objective": "regression",
-    "learning_rate": 0.05,
+    "learning_rate": 0.15,
     "num_leaves": 15,
     "min_child_samples": 50,
     "feature_fraction": 0.8,
@@ -65,9 +65,13 @@ SIGMA_PARAMS: dict[str, Any] = {
     "bagging_freq": 1,
     "verbose": -1,
 }
-SIGMA_ROUNDS = 200
+SIGMA_ROUNDS = 60
 MAX_ROUNDS = 5000
 EARLY_STOPPING = 100
+#: With this much data, bigger steps and bigger leaves lose almost nothing (generated 400k rows:
+#: MdAPE 8.19% vs 8.14% at lr 0.1/63 leaves) and need a third of the trees, so training and batch
+#: scoring stay fast (1M rows: about a minute to train, over 100k rows/s to score on 2 cores).
+LARGE_DATA_PARAMS: dict[str, Any] = {"learning_rate": 0.2, "num_leaves": 127, "min_child_samples": 50}
 #: The fold models are kept as the predicting ensemble while they hold at most this many trees in all.
 ENSEMBLE_MAX_TREES = 3000
 
@@ -115,8 +119,9 @@ class RentModel:
     use_knn: bool = True
     use_target_encoding: bool = True
     monotone_size: bool = True
+    monotone_features: tuple[str, ...] = ("size_sqm",)
     min_city_rows: int = 100
-    ensemble: str = "auto"
+    ensemble: str = "refit"
     seed: int = 0
     n_jobs: int | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -221,10 +226,12 @@ class RentModel:
 
     # ----- training steps --------------------------------------------------------------------------
     def _params(self, builder: FeatureBuilder, rows: int) -> dict[str, Any]:
-        params = {**DEFAULT_PARAMS, **self.params, "seed": self.seed, "num_threads": _threads(self.n_jobs, rows)}
+        large = LARGE_DATA_PARAMS if rows > 0.5 * self.split_above else {}
+        params = {**DEFAULT_PARAMS, **large, **self.params, "seed": self.seed, "num_threads": _threads(self.n_jobs, rows)}
         if self.monotone_size:
-            # More space in the same place never lowers the estimate (also per room: bigger rooms).
-            params["monotone_constraints"] = [1 if name in ("size_sqm", "size_per_room") else 0 for name in builder.names]
+            # More space in the same place never lowers the estimate. Only `size_sqm` is constrained:
+            # constraining size per room as well cost 2% MdAPE on Brazil (odd areas in the data).
+            params["monotone_constraints"] = [1 if name in self.monotone_features else 0 for name in builder.names]
             params.setdefault("monotone_constraints_method", "intermediate")
         return params
 
