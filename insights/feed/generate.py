@@ -49,12 +49,17 @@ LEVEL_TARGET = 0.9
 WINDOW_MONTHS = 36
 #: Months of index needed to estimate seasonal factors (each calendar month seen twice).
 SEASONAL_MONTHS = 24
+#: Months whose seasonal rent level the seasonal insight compares (named in its sentence).
+SEASON_HIGH: tuple[int, ...] = (6, 7, 8)
+SEASON_LOW: tuple[int, ...] = (12, 1, 2)
+#: Seasonal gap within which a market counts as showing no seasonal swing.
+SEASON_BAND = 0.01
 #: Two-sided level of the growth interval `low..high`.
 GROWTH_INTERVAL = 0.9
 #: Bootstrap replicates per market.
 N_BOOT = 200
 #: Smallest spread (sd, as a multiple of the flat band) assumed for true growth across markets.
-PRIOR_FLOOR = 1.5
+PRIOR_FLOOR = 1.0
 #: Spread (sd of log growth) assumed when there are too few markets to estimate it.
 PRIOR_FALLBACK: dict[str, float] = {"mom": 0.02, "qoq": 0.03, "yoy": 0.06}
 
@@ -140,14 +145,19 @@ def _generate(
         return []
     records: list[InsightRecord] = []
     estimates: list[tuple[Market, str, Growth]] = []
+    seasons: list[tuple[Market, Growth]] = []
     for number, market in enumerate(markets(frame, end=end, min_market_size=min_market_size)):
         fit = _fit_market(market, n_boot=n_boot, seed=seed + number)
         estimates += [(market, h, g) for h, g in market_growth(market, fit, end=end, min_market_size=min_market_size).items()]
         records += level_records(market, end=end, min_market_size=min_market_size)
+        gap = seasonal_gap(market, fit) if market.segment is None else None
+        if gap is not None:
+            seasons.append((market, gap))
     priors = growth_priors(estimates)
     records += [growth_record(market, horizon, growth, priors[horizon]) for market, horizon, growth in estimates]
+    records += seasonal_records(seasons)
     city_growth = [(m, h, g) for m, h, g in estimates if m.segment is None]
-    records += mover_records(city_growth, seed=seed)
+    records += mover_records(city_growth, priors, seed=seed)
     unit_city = _unit_cities(listings, properties)
     if leases is not None and not leases.empty:
         records += occupancy_records(leases, unit_city, frame, end=end, min_market_size=min_market_size, seed=seed)
@@ -179,7 +189,10 @@ def prepare_listings(listings: pd.DataFrame, *, as_of: date | str | pd.Timestamp
     Rows without a city, a date or a positive rent are dropped. `unit` is the property id, else the
     listing id, else the row itself: a flat relisted every month is one unit, not many.
     """
-    for column in ("city", "listed_at", "monthly_rent"):
+    required = ("city", "listed_at", "monthly_rent")
+    if listings.empty:  # e.g. a calendar-only data set: no rent insights, the rest still runs
+        listings = pd.DataFrame({column: pd.Series(dtype="object") for column in required})
+    for column in required:
         if column not in listings:
             raise InvalidInput(f"listings need a `{column}` column to produce insights")
     frame = listings[[c for c in listings.columns if c in _KEPT]].copy()
@@ -300,21 +313,30 @@ def _fit_market(market: Market, *, n_boot: int, seed: int) -> IndexFit:
     return fit_index(rows["log_rent"].to_numpy(), codes, features, clusters, periods=periods, n_boot=n_boot, seed=seed)
 
 
-def seasonal_adjuster(periods: pd.PeriodIndex) -> np.ndarray | None:
-    """Matrix `A` with `A @ log_index` the seasonally adjusted index, or None without 24+ months.
+def seasonal_effects(periods: pd.PeriodIndex) -> np.ndarray | None:
+    """Matrix `S` (12 x periods): `S @ log_index` are the month-of-year effects; None without 24+ months.
 
-    The log index is fitted as a linear trend plus month-of-year effects summing to zero; the effects
-    are subtracted. Linear in the index, so bootstrap replicates are adjusted by the same matrix.
+    The log index is fitted as a linear trend plus month-of-year effects summing to zero. Linear in
+    the index, so bootstrap replicates get their effects from the same matrix.
     """
     moy = np.asarray(periods.month) - 1
     if len(periods) < SEASONAL_MONTHS or np.bincount(moy, minlength=12).min() < 2:
         return None
     dummies = np.eye(12)[moy]
-    effects = dummies[:, :11] - dummies[:, 11:12]  # effect coding: the 12 effects sum to zero
+    coding = dummies[:, :11] - dummies[:, 11:12]  # effect coding: the 12 effects sum to zero
     t = (periods - periods[0]).map(lambda offset: offset.n).to_numpy(dtype=float)
-    design = np.column_stack([np.ones(len(periods)), t, effects])
-    seasonal = effects @ np.linalg.pinv(design)[2:, :]
-    return np.eye(len(periods)) - seasonal
+    design = np.column_stack([np.ones(len(periods)), t, coding])
+    to_effects = np.vstack([np.eye(11), -np.ones((1, 11))])  # 11 coded effects -> all 12 months
+    return to_effects @ np.linalg.pinv(design)[2:, :]
+
+
+def seasonal_adjuster(periods: pd.PeriodIndex) -> np.ndarray | None:
+    """Matrix `A` with `A @ log_index` the seasonally adjusted index (effects removed), or None."""
+    effects = seasonal_effects(periods)
+    if effects is None:
+        return None
+    moy = np.asarray(periods.month) - 1
+    return np.eye(len(periods)) - effects[moy, :]
 
 
 def market_growth(market: Market, fit: IndexFit, *, end: pd.Period, min_market_size: int) -> dict[str, Growth]:
@@ -370,6 +392,17 @@ def growth_priors(estimates: list[tuple[Market, str, Growth]]) -> dict[str, conf
     return priors
 
 
+def growth_claim(growth: Growth, horizon: str, prior: confidence.Prior) -> tuple[str, float]:
+    """The stated direction (where the estimate lies) and its raw posterior probability."""
+    band = FLAT_BAND[horizon]
+    change = float(np.expm1(growth.estimate))
+    direction = "up" if change > band else "down" if change < -band else "flat"
+    if growth.draws.size < confidence.MIN_DRAWS:
+        return direction, 1 / 3  # no trustworthy spread: no better than a guess among three directions
+    mean, sd = confidence.posterior(growth.estimate, growth.se, prior)
+    return direction, confidence.growth_band_probabilities(mean, sd, band)[direction]
+
+
 def growth_record(market: Market, horizon: str, growth: Growth, prior: confidence.Prior) -> InsightRecord:
     """The growth insight of one market and horizon, with its direction and calibrated confidence.
 
@@ -379,13 +412,8 @@ def growth_record(market: Market, horizon: str, growth: Growth, prior: confidenc
     """
     band = FLAT_BAND[horizon]
     pct = 100.0 * np.expm1(growth.estimate)
-    direction = "up" if pct > 100 * band else "down" if pct < -100 * band else "flat"
-    if growth.draws.size >= confidence.MIN_DRAWS:
-        mean, sd = confidence.posterior(growth.estimate, growth.se, prior)
-        raw = confidence.growth_band_probabilities(mean, sd, band)[direction]
-    else:
-        raw = 1 / 3  # no trustworthy spread: no better than a guess among three directions
-    family = "growth_flat" if direction == "flat" else "growth_direction"
+    direction, raw = growth_claim(growth, horizon, prior)
+    score = confidence.calibrated(f"growth_{'flat' if direction == 'flat' else 'direction'}_{horizon}", raw, n=growth.sample_size)
     dof = max(1, min(growth.sample_size - 1, confidence.MAX_DOF))
     half = stats.t.ppf(0.5 + GROWTH_INTERVAL / 2, dof) * growth.se
     start, end = growth.start.start_time.date(), growth.end.end_time.date()
@@ -411,10 +439,60 @@ def growth_record(market: Market, horizon: str, growth: Growth, prior: confidenc
         sample_size=growth.sample_size,
         direction=direction,
         method=method,
-        confidence_score=confidence.calibrated(family, raw),
+        confidence_score=score,
         text=text.growth_sentence(
             city=market.city, segment=market.segment, horizon=horizon, direction=direction, growth_pct=float(pct),
             band_pct=100 * band, start=start, end=end, adjusted=adjusted,
+        ),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Seasonal pattern
+
+
+def seasonal_gap(market: Market, fit: IndexFit) -> Growth | None:
+    """Log gap between the SEASON_HIGH and SEASON_LOW months' seasonal effects (24+ months of index)."""
+    effects = seasonal_effects(fit.periods)
+    if effects is None:
+        return None
+    contrast = effects[[m - 1 for m in SEASON_HIGH]].mean(axis=0) - effects[[m - 1 for m in SEASON_LOW]].mean(axis=0)
+    draws = fit.boot @ contrast
+    return Growth(
+        estimate=float(contrast @ fit.log_index), draws=draws[np.isfinite(draws)], start=fit.periods[0],
+        end=fit.periods[-1], sample_size=_units(market.rows), adjusted=False,
+    )
+
+
+def seasonal_records(seasons: list[tuple[Market, Growth]]) -> list[InsightRecord]:
+    """Per city: do rents run higher in June-August than in December-February, and by how much."""
+    usable = [g for _, g in seasons if g.draws.size >= confidence.MIN_DRAWS]
+    prior = confidence.fit_prior(
+        np.array([g.estimate for g in usable]), np.array([g.se for g in usable]),
+        floor=PRIOR_FLOOR * SEASON_BAND, fallback=PRIOR_FALLBACK["qoq"],
+    )
+    return [_seasonal_record(market, gap, prior) for market, gap in seasons]
+
+
+def _seasonal_record(market: Market, gap: Growth, prior: confidence.Prior) -> InsightRecord:
+    change = float(np.expm1(gap.estimate))
+    direction = "up" if change > SEASON_BAND else "down" if change < -SEASON_BAND else "flat"
+    raw = 1 / 3
+    if gap.draws.size >= confidence.MIN_DRAWS:
+        mean, sd = confidence.posterior(gap.estimate, gap.se, prior)
+        raw = confidence.growth_band_probabilities(mean, sd, SEASON_BAND)[direction]
+    half = stats.norm.ppf(0.5 + GROWTH_INTERVAL / 2) * gap.se
+    start, end = gap.start.start_time.date(), gap.end.end_time.date()
+    return InsightRecord(
+        kind="seasonality", city=market.city, country=market.country, segment=None, metric="seasonal_gap_jja_vs_djf",
+        value=round(100 * change, 2), low=round(float(100 * np.expm1(gap.estimate - half)), 2),
+        high=round(float(100 * np.expm1(gap.estimate + half)), 2), unit="%", period_start=start, period_end=end,
+        sample_size=gap.sample_size, direction=direction,
+        method="month-of-year effects of the hedonic index (linear trend removed), June-August minus December-February; "
+        f"cluster bootstrap, posterior across {prior.markets} cities; no swing means within ±{100 * SEASON_BAND:g}%",
+        confidence_score=confidence.calibrated("seasonal", raw, n=gap.sample_size),
+        text=text.seasonal_sentence(
+            city=market.city, direction=direction, gap_pct=100 * change, band_pct=100 * SEASON_BAND, start=start, end=end,
         ),
     )
 
@@ -472,7 +550,7 @@ def _level_record(market: Market, values: np.ndarray, *, end: pd.Period, per_sqm
         direction=None,
         method=f"median of distinct units' asking rents; confidence that the market median is within ±{100 * band:g}% "
         "(Beta posterior of the shares below the bounds)",
-        confidence_score=confidence.calibrated("level", raw),
+        confidence_score=confidence.calibrated("level", raw, n=int(values.size)),
         text=text.level_sentence(
             city=market.city, segment=market.segment, per_sqm=per_sqm, value=median, low=low, high=high,
             currency=currency, month=month,
@@ -484,25 +562,29 @@ def _level_record(market: Market, values: np.ndarray, *, end: pd.Period, per_sqm
 # Fastest movers
 
 
-def mover_records(city_growth: list[tuple[Market, str, Growth]], *, seed: int) -> list[InsightRecord]:
+def mover_records(
+    city_growth: list[tuple[Market, str, Growth]], priors: dict[str, confidence.Prior], *, seed: int,
+) -> list[InsightRecord]:
     """The fastest-rising and fastest-falling city over the longest horizon with 3+ cities."""
     for horizon in ("yoy", "qoq", "mom"):
         entries = [(m, g) for m, h, g in city_growth if h == horizon and g.draws.size >= confidence.MIN_DRAWS]
         if len(entries) >= 3:
-            return _movers(entries, horizon, seed=seed)
+            return _movers(entries, horizon, priors[horizon], seed=seed)
     return []
 
 
-def _movers(entries: list[tuple[Market, Growth]], horizon: str, *, seed: int) -> list[InsightRecord]:
-    estimates = np.array([g.estimate for _, g in entries])
-    ses = np.array([g.se for _, g in entries])
+def _movers(entries: list[tuple[Market, Growth]], horizon: str, prior: confidence.Prior, *, seed: int) -> list[InsightRecord]:
+    # Ranking noisy estimates favours the noisiest (winner's curse): rank the posteriors instead,
+    # which pull a thin market's extreme estimate towards the others.
+    posteriors = np.array([confidence.posterior(g.estimate, g.se, prior) for _, g in entries])
+    means, sds = posteriors[:, 0], posteriors[:, 1]
     out = []
     for rising in (True, False):
         sign = 1.0 if rising else -1.0
-        best = int(np.argmax(sign * estimates))
-        if sign * estimates[best] <= 0:
+        best = int(np.argmax(sign * means))
+        if sign * entries[best][1].estimate <= 0:
             continue  # "fastest-falling" of markets that all rose would mislead
-        raw = confidence.rank_first_probabilities(sign * estimates, ses, seed=seed)[best]
+        raw = confidence.rank_first_probabilities(sign * means, sds, seed=seed)[best]
         market, growth = entries[best]
         pct = 100.0 * float(np.expm1(growth.estimate))
         out.append(InsightRecord(
@@ -520,8 +602,8 @@ def _movers(entries: list[tuple[Market, Growth]], horizon: str, *, seed: int) ->
             sample_size=growth.sample_size,
             direction="up" if rising else "down",
             method=f"rank of hedonic index growth among {len(entries)} cities; confidence = P(truly ranked first) "
-            "from the cities' bootstrap distributions",
-            confidence_score=confidence.calibrated("rank", raw),
+            "from the cities' posterior distributions of growth",
+            confidence_score=confidence.calibrated("rank", raw, n=growth.sample_size),
             text=text.mover_sentence(
                 city=market.city, rising=rising, growth_pct=pct, horizon=horizon,
                 start=growth.start.start_time.date(), end=growth.end.end_time.date(), markets=len(entries),
@@ -670,7 +752,7 @@ def _occupancy_level(city: str, value: float, draws: np.ndarray, *, end: pd.Peri
         sample_size=n, direction=None,
         method=f"share of {what} among active units; vacancy is 100 minus it; confidence that the true rate is within "
         f"±{band:g} points from a unit-cluster bootstrap (not checked against known truth)",
-        confidence_score=round(raw, 3),
+        confidence_score=confidence.calibrated("occupancy", raw, n=n),
         text=text.occupancy_sentence(
             city=city, value_pct=value, low_pct=low, high_pct=high, month=end.start_time.date(), proxy=proxy,
         ),
@@ -693,7 +775,7 @@ def _occupancy_change(
         value=round(change, 2), low=None, high=None, unit="points", period_start=start, period_end=stop,
         sample_size=n, direction=direction,
         method=f"change in occupancy, unit-cluster bootstrap (not checked against known truth); steady means within ±{band:g} points",
-        confidence_score=round(float(raw), 3),
+        confidence_score=confidence.calibrated("occupancy", float(raw), n=n),
         text=text.occupancy_change_sentence(
             city=city, direction=direction, change_pts=change, band_pts=band, horizon=horizon, start=start, end=stop, proxy=proxy,
         ),
@@ -709,7 +791,11 @@ def calendar_records(
     days["month"] = days["date"].dt.to_period("M")
     days["booked"] = ~days["available"].map(_as_flag).astype(bool)
     days["city"] = days["listing_id"].astype("string").map(unit_city)
-    days = days[days["city"].notna() & days["month"].isin([end - 12, end - 1, end])]
+    # Only months the calendar covers from first to last day: a month cut at the scrape date would
+    # compare a partial month (dominated by near-term bookings) with a whole one.
+    first, last = days["date"].min(), days["date"].max()
+    covered = [m for m in (end - 12, end - 1, end) if first <= m.start_time and last >= m.end_time.normalize()]
+    days = days[days["city"].notna() & days["month"].isin(covered)]
     out: list[InsightRecord] = []
     for city, rows in days.groupby("city", sort=True):
         shares = rows.groupby(["listing_id", "month"])["booked"].mean().unstack("month")
@@ -782,7 +868,7 @@ def _days_to_let_record(city: str, rows: pd.DataFrame, month: pd.Period) -> Insi
         period_end=month.end_time.date(), sample_size=int(days.size), direction=None,
         method="median days from listing to the next lease of the property; confidence that the market median is "
         "within low..high (Beta posterior of the shares below the bounds)",
-        confidence_score=confidence.calibrated("level", raw),
+        confidence_score=confidence.calibrated("level", raw, n=int(days.size)),
         text=text.days_to_let_sentence(city=city, value=median, low=low, high=high, month=month.start_time.date()),
     )
 

@@ -121,3 +121,15 @@ def days_to_let_sentence(*, city: str, value: float, low: float, high: float, mo
         f"Homes in {place(city)} took a median of {value:.0f} days to let in {month_label(month)} "
         f"(likely {low:.0f}–{high:.0f} days)."
     )
+
+
+def seasonal_sentence(*, city: str, direction: str, gap_pct: float, band_pct: float, start: date, end: date) -> str:
+    """'Berlin asking rents run 5.2% higher in June–August than in December–February (Nov 2023–Oct 2026).'"""
+    span = f"{start.strftime('%b %Y')}–{end.strftime('%b %Y')}"
+    if direction == "flat":
+        return (
+            f"{place(city)} asking rents show no seasonal swing between June–August and December–February "
+            f"({percent(gap_pct, signed=True)}, within ±{band_pct:g}%; {span})."
+        )
+    which = "higher" if direction == "up" else "lower"
+    return f"{place(city)} asking rents run {percent(gap_pct)} {which} in June–August than in December–February ({span})."

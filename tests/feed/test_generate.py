@@ -136,6 +136,30 @@ def test_leases_and_calendar_give_occupancy_and_days_to_let(demo: tuple[object, 
     assert all(85 <= r.value <= 100 for r in occupancy)  # the generator's long-run occupancy is ~95%
 
 
+def test_the_seasonal_pattern_is_recovered(demo: tuple[object, list[InsightRecord]]) -> None:
+    data, records = demo
+    season = data.truth["season"]
+    wave = lambda months: np.mean([np.cos(2 * np.pi * (m - season["peak_month"]) / 12) for m in months])  # noqa: E731
+    expected = 100 * np.expm1(season["amplitude"] * (wave((6, 7, 8)) - wave((12, 1, 2))))
+    seasonal = [r for r in records if r.kind == "seasonality"]
+    assert len(seasonal) == 11
+    assert abs(np.mean([r.value for r in seasonal]) - expected) < 1.0
+    assert all(r.direction == "up" for r in seasonal if r.confidence_score >= FLOOR)
+
+
+def test_a_calendar_alone_gives_an_occupancy_proxy() -> None:
+    days = pd.date_range("2026-03-01", "2026-04-30", freq="D")
+    calendar = pd.DataFrame({
+        "listing_id": np.repeat([f"A{i}" for i in range(12)], len(days)),
+        "date": np.tile(days, 12),
+        "available": np.tile(np.arange(len(days)) % 4 == 0, 12),  # booked three days in four
+    })
+    properties = pd.DataFrame({"property_id": [f"A{i}" for i in range(12)], "city": "Albany"})
+    records = generate_insights(pd.DataFrame(), calendar=calendar, properties=properties, as_of="2026-04-30")
+    level = next(r for r in records if r.metric == "occupancy_rate")
+    assert abs(level.value - 75.0) < 2.0 and "occupancy proxy" in level.text and level.sample_size == 12
+
+
 # --- sentences and fields ------------------------------------------------------------------------
 
 
