@@ -68,6 +68,8 @@ SIGMA_PARAMS: dict[str, Any] = {
 SIGMA_ROUNDS = 60
 MAX_ROUNDS = 5000
 EARLY_STOPPING = 100
+#: Columns of `RentModel.predict`.
+PREDICTION_COLUMNS = ("rent_estimate", "rent_low", "rent_high", "confidence_score")
 #: With this much data, bigger steps and bigger leaves lose almost nothing (generated 400k rows:
 #: MdAPE 8.19% vs 8.14% at lr 0.1/63 leaves) and need a third of the trees, so training and batch
 #: scoring stay fast (1M rows: about a minute to train, over 100k rows/s to score on 2 cores).
@@ -178,6 +180,8 @@ class RentModel:
         level = self.level if level is None else level
         if not 0.0 < level < 1.0:
             raise InvalidInput(f"level must be between 0 and 1, got {level}")
+        if len(frame) == 0:
+            return pd.DataFrame({c: pd.Series(dtype=float) for c in PREDICTION_COLUMNS}, index=frame.index)
         X = fitted.builder.transform(frame)
         threads = _threads(self.n_jobs, len(frame))
         log_estimate = fitted.builder.offset(frame) + self._mean_prediction(fitted.boosters, X, threads=threads)
