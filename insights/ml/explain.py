@@ -1,7 +1,8 @@
 """Per-prediction drivers in plain words and money, from LightGBM's SHAP contributions.
 
-The model predicts log rent = baseline + Σ contributions (LightGBM `pred_contrib=True` gives exact
-TreeSHAP values in log space; the city trend adds a "city" and a "listing date" term). Log terms are
+The model predicts log rent = baseline + Σ contributions, where LightGBM `pred_contrib=True` gives
+exact TreeSHAP values in log space and the baseline is the city's trend level at the listing date
+plus the trees' mean (a typical listing of that city and month). Log terms are
 turned into money *sequentially*: drivers are ordered by the size of their log contribution, and
 each is worth the change in rent it makes when added on top of the baseline and the larger drivers
 before it: amount_j = B·exp(c_1 + … + c_j) − B·exp(c_1 + … + c_{j−1}). The amounts of all drivers

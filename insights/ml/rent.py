@@ -29,7 +29,7 @@ from insights.errors import InvalidInput
 from insights.ml import explain as explain_module
 from insights.ml.comparables import ComparablesIndex
 from insights.ml.confidence import ConfidenceCalibrator
-from insights.ml.features import TARGET, FeatureBuilder, check_schema, city_codes
+from insights.ml.features import TARGET, FeatureBuilder, check_schema
 from insights.ml.intervals import MondrianScores, interval_bounds
 from insights.ml.metrics import expected_calibration_error, mape, mdape
 from insights.ml.splits import group_folds, group_labels, group_split
@@ -203,7 +203,8 @@ class RentModel:
         return self._require().comparables.query(frame, k)
 
     def explain(self, frame: pd.DataFrame, top: int = 3) -> pd.DataFrame:
-        """Per row: baseline rent, the `top` drivers with money amounts, and a sentence ('size +310 PLN, ...').
+        """Per row: baseline rent (a typical listing of the city and month), the `top` drivers with
+        money amounts, and a sentence ('size +310 PLN, location -120 PLN').
 
         See `insights.ml.explain` for how log-space SHAP values become money (sequentially).
         """
@@ -212,15 +213,10 @@ class RentModel:
         builder = fitted.builder
         # SHAP values are linear in the model: the ensemble's are the mean of its members'.
         contributions = self._mean_prediction(fitted.boosters, builder.transform(frame), threads=_threads(self.n_jobs, len(frame)), pred_contrib=True)
-        trend = builder.trend
-        codes = city_codes(frame["city"], trend.cities)
-        mean_level = float(trend.level[-1])
-        city_part = trend.level[codes] - mean_level
-        date_part = builder.offset(frame) - trend.level[codes]
-        names = [*builder.names, "city", "listing date"]
-        full = np.column_stack([contributions[:, :-1], city_part, date_part])
-        labels, grouped = explain_module.group_contributions(full, names)
-        baselines = np.exp(mean_level + contributions[:, -1])
+        labels, grouped = explain_module.group_contributions(contributions[:, :-1], builder.names)
+        # Baseline: the city's trend level at the listing date plus the trees' mean, i.e. a typical
+        # listing of that city and month; the drivers say how this one differs from it.
+        baselines = np.exp(builder.offset(frame) + contributions[:, -1])
         cities = self._cities(frame)
         if "currency" in frame.columns:
             currencies = frame["currency"].astype("string").fillna("").to_numpy()
