@@ -42,7 +42,9 @@ from pipelines.train import train_all
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "worker.json"
-QUESTIONS = [json.loads(line)["query"] for line in (ROOT / "tests" / "query" / "eval_questions.jsonl").read_text().splitlines() if line.strip()]
+#: The interpreter's evaluation questions that the API accepts (1 to 2,000 characters of text).
+QUESTIONS = [q for line in (ROOT / "tests" / "query" / "eval_questions.jsonl").read_text().splitlines() if line.strip()
+             if 0 < len(q := json.loads(line)["query"].strip()) <= 2000]
 
 
 def noop() -> None:
@@ -107,7 +109,10 @@ def latency(runtime: Runtime, home: Path, *, rate: float, seconds: float) -> dic
             for i in range(count):
                 time.sleep(max(0.0, start + i / rate - time.perf_counter()))
                 posted = time.time()
-                sent[client.post("/ai/query", json={"query": QUESTIONS[i % len(QUESTIONS)]}).json()["query_id"]] = posted
+                response = client.post("/ai/query", json={"query": QUESTIONS[i % len(QUESTIONS)]})
+                if response.status_code != 202:
+                    raise RuntimeError(f"POST /ai/query answered {response.status_code}: {response.text}")
+                sent[response.json()["query_id"]] = posted
         deadline = time.monotonic() + 120
         while True:
             with runtime.session_factory() as session:
