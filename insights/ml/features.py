@@ -24,7 +24,7 @@ import pandas as pd
 from pandas.api import types as ptypes
 from sklearn.neighbors import KDTree
 
-from insights.errors import SchemaMismatch
+from insights.ml.schema import check_frame
 
 TARGET = "monthly_rent"
 #: Columns that are never features: identities, the target, the unit of the target, lease bookkeeping.
@@ -73,36 +73,9 @@ def _kind_of(column: str, values: pd.Series) -> str | None:
     return None
 
 
-def _matches_kind(values: pd.Series, kind: str) -> bool:
-    """Whether a column's dtype can stand for the given kind (all-missing columns always can)."""
-    if values.isna().all():
-        return True
-    dtype = values.dtype
-    if kind in ("float", "bool"):
-        return ptypes.is_numeric_dtype(dtype) or ptypes.is_bool_dtype(dtype)
-    if kind == "datetime":
-        return ptypes.is_datetime64_any_dtype(dtype)
-    return True  # anything can be read as a string category
-
-
 def check_schema(frame: pd.DataFrame, schema: dict[str, str]) -> None:
     """Raise SchemaMismatch naming every missing or mistyped column of `frame` against `schema`."""
-    missing = [column for column in schema if column not in frame.columns]
-    mistyped = [
-        f"{column} (expected {kind}, got {frame[column].dtype})"
-        for column, kind in schema.items()
-        if column in frame.columns and not _matches_kind(frame[column], kind)
-    ]
-    if missing or mistyped:
-        parts = []
-        if missing:
-            parts.append("missing columns: " + ", ".join(missing))
-        if mistyped:
-            parts.append("mistyped columns: " + ", ".join(mistyped))
-        raise SchemaMismatch(
-            "input does not match the rent model's schema; " + "; ".join(parts),
-            details={"missing": missing, "mistyped": mistyped, "expected": dict(schema)},
-        )
+    check_frame(frame, schema, model="the rent model")
 
 
 @dataclass

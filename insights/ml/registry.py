@@ -46,10 +46,10 @@ from typing import Any, Literal
 import joblib
 import numpy as np
 import pandas as pd
-from pandas.api import types as ptypes
 
 from insights import defaults
-from insights.errors import Conflict, InvalidInput, ModelNotAvailable, NotFound, SchemaMismatch
+from insights.errors import Conflict, InvalidInput, ModelNotAvailable, NotFound
+from insights.ml.schema import check_frame
 
 try:  # POSIX only; without it promotions of one name are not serialised across processes.
     import fcntl
@@ -124,37 +124,6 @@ def _git_commit() -> str | None:
 # --------------------------------------------------------------------------------------------------
 # Schema checks
 # --------------------------------------------------------------------------------------------------
-
-
-def check_frame(frame: pd.DataFrame, schema: Mapping[str, str], *, model: str = "model") -> None:
-    """Raise `SchemaMismatch` naming every column of `schema` that `frame` lacks or types wrongly.
-
-    Kinds are the canonical ones ('float', 'int', 'bool', 'str', 'datetime'). A column with only
-    missing values matches any kind; anything can be read as 'str'; extra columns are ignored.
-    """
-    missing = [column for column in schema if column not in frame.columns]
-    mistyped = {
-        column: f"expected {kind}, got {frame[column].dtype}"
-        for column, kind in schema.items()
-        if column in frame.columns and not _matches_kind(frame[column], kind)
-    }
-    if missing or mistyped:
-        problems = ([f"missing {missing}"] if missing else []) + [f"{c}: {why}" for c, why in mistyped.items()]
-        raise SchemaMismatch(
-            f"input does not match the schema of {model}: " + "; ".join(problems),
-            details={"missing": missing, "mistyped": mistyped, "expected": dict(schema)},
-        )
-
-
-def _matches_kind(values: pd.Series, kind: str) -> bool:
-    if values.isna().all():
-        return True
-    dtype = values.dtype
-    if kind in ("float", "int", "bool"):
-        return ptypes.is_numeric_dtype(dtype) or ptypes.is_bool_dtype(dtype)
-    if kind == "datetime":
-        return ptypes.is_datetime64_any_dtype(dtype)
-    return True
 
 
 # --------------------------------------------------------------------------------------------------

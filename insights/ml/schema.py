@@ -1,4 +1,8 @@
-"""Bringing a frame to a model's input schema before predicting."""
+"""Model input schemas: checking a frame against one, and bringing a frame to one before predicting.
+
+Kinds are the canonical ones ('float', 'int', 'bool', 'str', 'datetime'). A column with only missing
+values matches any kind; anything can be read as 'str'; extra columns are ignored.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,9 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
+from pandas.api import types as ptypes
+
+from insights.errors import SchemaMismatch
 
 _EMPTY = {
     "float": lambda n: np.full(n, np.nan),
@@ -29,3 +36,32 @@ def conform(frame: pd.DataFrame, schema: Mapping[str, str]) -> pd.DataFrame:
     n = len(frame)
     added = pd.DataFrame({c: _EMPTY.get(schema[c], _EMPTY["str"])(n) for c in missing}, index=frame.index)
     return pd.concat([frame, added], axis=1)
+
+
+def matches_kind(values: pd.Series, kind: str) -> bool:
+    """Whether a column's dtype can stand for `kind` (all-missing columns always can)."""
+    if values.isna().all():
+        return True
+    dtype = values.dtype
+    if kind in ("float", "int", "bool"):
+        return ptypes.is_numeric_dtype(dtype) or ptypes.is_bool_dtype(dtype)
+    if kind == "datetime":
+        return ptypes.is_datetime64_any_dtype(dtype)
+    return True  # anything can be read as a string category
+
+
+def check_frame(frame: pd.DataFrame, schema: Mapping[str, str], *, model: str = "the model") -> None:
+    """Raise `SchemaMismatch` naming every column of `schema` that `frame` lacks or types wrongly."""
+    missing = [column for column in schema if column not in frame.columns]
+    mistyped = {
+        column: f"expected {kind}, got {frame[column].dtype}"
+        for column, kind in schema.items()
+        if column in frame.columns and not matches_kind(frame[column], kind)
+    }
+    if missing or mistyped:
+        problems = (["missing columns: " + ", ".join(missing)] if missing else []) + (
+            ["mistyped columns: " + ", ".join(f"{c} ({why})" for c, why in mistyped.items())] if mistyped else [])
+        raise SchemaMismatch(
+            f"input does not match the schema of {model}; " + "; ".join(problems),
+            details={"missing": missing, "mistyped": mistyped, "expected": dict(schema)},
+        )
