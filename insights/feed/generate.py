@@ -403,6 +403,17 @@ def growth_claim(growth: Growth, horizon: str, prior: confidence.Prior) -> tuple
     return direction, confidence.growth_band_probabilities(mean, sd, band)[direction]
 
 
+def growth_family(direction: str, horizon: str, *, adjusted: bool) -> str:
+    """The calibrator of a growth claim, e.g. 'growth_direction_mom' or 'growth_flat_qoq_nsa'.
+
+    Month-on-month and quarter-on-quarter claims without seasonal adjustment are calibrated apart:
+    there the whole market moves with the season, a different world from adjusted growth.
+    """
+    kind = "flat" if direction == "flat" else "direction"
+    suffix = "_nsa" if horizon != "yoy" and not adjusted else ""
+    return f"growth_{kind}_{horizon}{suffix}"
+
+
 def growth_record(market: Market, horizon: str, growth: Growth, prior: confidence.Prior) -> InsightRecord:
     """The growth insight of one market and horizon, with its direction and calibrated confidence.
 
@@ -413,7 +424,7 @@ def growth_record(market: Market, horizon: str, growth: Growth, prior: confidenc
     band = FLAT_BAND[horizon]
     pct = 100.0 * np.expm1(growth.estimate)
     direction, raw = growth_claim(growth, horizon, prior)
-    score = confidence.calibrated(f"growth_{'flat' if direction == 'flat' else 'direction'}_{horizon}", raw, n=growth.sample_size)
+    score = confidence.calibrated(growth_family(direction, horizon, adjusted=growth.adjusted), raw, n=growth.sample_size)
     dof = max(1, min(growth.sample_size - 1, confidence.MAX_DOF))
     half = stats.t.ppf(0.5 + GROWTH_INTERVAL / 2, dof) * growth.se
     start, end = growth.start.start_time.date(), growth.end.end_time.date()

@@ -41,7 +41,7 @@ def by_city(records: list[InsightRecord], city: str) -> list[InsightRecord]:
 
 @pytest.fixture(scope="module")
 def demo() -> tuple[object, list[InsightRecord]]:
-    data = generate(seed=21, n_properties=8000, include_calendar=True)
+    data = generate(seed=21, n_properties=5000, include_calendar=True)
     return data, generate_insights(data.listings, leases=data.leases, calendar=data.calendar, properties=data.properties)
 
 
