@@ -9,8 +9,9 @@ What is built, and why:
 - a per-city log-rent trend (`CityTrend`): a linear level in time that the model's target is taken
   relative to, because trees are constant outside the training period and would predict a growing
   market at last year's level;
-- spatial neighbourhood: the mean log rent per m² (relative to the city trend) of the k nearest
-  training listings in the same city, computed out of fold during training so a row never sees itself.
+- optionally (`use_knn`; off by default, it did not help on the real data) a spatial neighbourhood:
+  the mean log rent per m² (relative to the city trend) of the k nearest training listings in the
+  same city, computed out of fold during training so a row never sees itself.
 Ids (`listing_id`, `property_id`) are never features.
 """
 
@@ -207,7 +208,7 @@ class FeatureBuilder:
     """Learns which columns to use and how, then turns frames into float32 matrices for LightGBM."""
 
     knn_k: int = 10
-    use_knn: bool = True
+    use_knn: bool = False
     use_target_encoding: bool = True
     use_trend: bool = True
     low_cardinality: int = LOW_CARDINALITY

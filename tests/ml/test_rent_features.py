@@ -64,7 +64,7 @@ def test_target_encoder_smooths_towards_the_prior() -> None:
 def test_builder_roles_and_no_ids() -> None:
     frame = _frame()
     y = np.log(frame["monthly_rent"].to_numpy())
-    builder = FeatureBuilder(knn_k=5)
+    builder = FeatureBuilder(knn_k=5, use_knn=True)
     X = builder.fit_transform(frame, y, group_folds(group_labels(frame), n_splits=5, seed=0))
     assert X.shape == (len(frame), len(builder.names))
     assert "listing_id" not in builder.schema and not any("listing" in n for n in builder.names)
