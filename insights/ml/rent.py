@@ -14,8 +14,7 @@ refit), because then 20% less training data costs little and K+1 fits cost a lot
 
 Choices measured on held-out group splits (benchmarks/bench_rent_model.py and ad-hoc runs):
 - Huber loss (alpha 0.2) on log rent beat L2 on log rent: Poland 8.73% vs 9.01% MdAPE (one split,
-  both with the k-NN feature), Brazil and
-  Munich about 0.5 points better as well;
+  both with the k-NN feature), Brazil and Munich about 0.5 points better as well;
 - target encoding out of fold vs LightGBM categoricals for district/postcode: equal on Munich
   (17.4% vs 17.3%, 3 splits), better on generated data (error to the true rent 1.2% vs 1.9%);
 - the k-NN neighbourhood rent feature (`use_knn`) did not help: Poland 8.93% with, 8.73% without
