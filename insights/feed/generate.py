@@ -164,6 +164,18 @@ def _generate(
         records += days_to_let_records(frame, leases, end=end, min_market_size=min_market_size)
     if calendar is not None and not calendar.empty:
         records += calendar_records(calendar, unit_city, end=end, min_market_size=min_market_size, seed=seed)
+    return _with_countries(records, listings, properties)
+
+
+def _with_countries(records: list[InsightRecord], *frames: pd.DataFrame | None) -> list[InsightRecord]:
+    """Fill the country of lease and calendar insights from the city's listings or properties."""
+    known = [f[["city", "country"]].dropna() for f in frames if f is not None and {"city", "country"} <= set(f.columns)]
+    if not known:
+        return records
+    country = pd.concat(known).drop_duplicates("city").set_index("city")["country"].astype(str).to_dict()
+    for record in records:
+        if record.country is None and record.city is not None:
+            record.country = country.get(record.city)
     return records
 
 
@@ -758,8 +770,8 @@ def _occupancy_level(city: str, value: float, draws: np.ndarray, *, end: pd.Peri
     low, high = max(0.0, value - band), min(100.0, value + band)
     what = "calendar days booked or blocked (occupancy proxy)" if proxy else "unit-days under lease"
     return InsightRecord(
-        kind="occupancy", city=city, country=None, segment=None, metric="occupancy_rate", value=round(value, 1),
-        low=round(low, 1), high=round(high, 1), unit="%", period_start=end.start_time.date(), period_end=end.end_time.date(),
+        kind="occupancy", city=city, country=None, segment=None, metric="occupancy_rate", value=round(float(value), 1),
+        low=round(float(low), 1), high=round(float(high), 1), unit="%", period_start=end.start_time.date(), period_end=end.end_time.date(),
         sample_size=n, direction=None,
         method=f"share of {what} among active units; vacancy is 100 minus it; confidence that the true rate is within "
         f"±{band:g} points from a unit-cluster bootstrap (not checked against known truth)",
@@ -783,7 +795,7 @@ def _occupancy_change(
     start, stop = before.start_time.date(), end.end_time.date()
     return InsightRecord(
         kind="occupancy_trend", city=city, country=None, segment=None, metric=f"occupancy_change_{horizon}",
-        value=round(change, 2), low=None, high=None, unit="points", period_start=start, period_end=stop,
+        value=round(float(change), 2), low=None, high=None, unit="points", period_start=start, period_end=stop,
         sample_size=n, direction=direction,
         method=f"change in occupancy, unit-cluster bootstrap (not checked against known truth); steady means within ±{band:g} points",
         confidence_score=confidence.calibrated("occupancy", float(raw), n=n),
@@ -874,8 +886,8 @@ def _days_to_let_record(city: str, rows: pd.DataFrame, month: pd.Period) -> Insi
     if high >= values["censored_at"].min():
         return None  # a listing still waiting might end up below `high`: the claim is not settled yet
     return InsightRecord(
-        kind="days_to_let", city=city, country=None, segment=None, metric="median_days_to_let", value=round(median, 1),
-        low=round(low, 1), high=round(high, 1), unit="days", period_start=month.start_time.date(),
+        kind="days_to_let", city=city, country=None, segment=None, metric="median_days_to_let", value=round(float(median), 1),
+        low=round(float(low), 1), high=round(float(high), 1), unit="days", period_start=month.start_time.date(),
         period_end=month.end_time.date(), sample_size=int(days.size), direction=None,
         method="median days from listing to the next lease of the property; confidence that the market median is "
         "within low..high (Beta posterior of the shares below the bounds)",

@@ -36,9 +36,14 @@ def true_log_growth(truth: dict, record: InsightRecord) -> float:
 
 
 def growth_claims(seed: int, *, n_properties: int, months: int = 36, volatility: float = 0.0, raw: bool = False) -> pd.DataFrame:
-    """Every growth claim on 40 random generated markets, with whether it held."""
+    """Every growth claim on 40 random generated markets, with whether it held.
+
+    The data end in a different calendar month for each seed: month-on-month figures that are not
+    seasonally adjusted move with the season, so every month of the year must be represented.
+    """
     cities = random_markets(40, seed=seed)
-    data = generate(seed=seed, n_properties=n_properties, cities=cities, months=months,
+    end = f"2026-{seed % 12 + 1:02d}-28"
+    data = generate(seed=seed, n_properties=n_properties, cities=cities, months=months, end=end,
                     include_calendar=False, index_volatility=volatility)
     if raw:
         with confidence.raw_scores():
@@ -166,8 +171,10 @@ WORLDS = ((2500, 36, 0.0), (5000, 36, 0.003), (5000, 15, 0.0))
 
 @pytest.fixture(scope="module")
 def growth() -> pd.DataFrame:
+    # Seeds 900-911: twelve runs whose data end in each calendar month once (see `growth_claims`).
     return pd.concat(
-        [growth_claims(seed, n_properties=n, months=m, volatility=v) for seed in (901, 902, 903, 904) for n, m, v in WORLDS],
+        [growth_claims(900 + 3 * i + k, n_properties=n, months=m, volatility=v)
+         for i in range(4) for k, (n, m, v) in enumerate(WORLDS)],
         ignore_index=True,
     )
 
@@ -177,8 +184,10 @@ def test_growth_confidence_is_calibrated(growth: pd.DataFrame) -> None:
     assert_reliable(growth)
 
 
-def test_growth_confidence_is_calibrated_for_directional_claims(growth: pd.DataFrame) -> None:
-    assert_reliable(growth[growth["family"].str.startswith("growth_direction")])
+def test_publishable_directional_claims_hold_as_often_as_scored(growth: pd.DataFrame) -> None:
+    """'Rents rose/fell' claims at or above the publishing floor, the ones readers see."""
+    directional = growth[growth["family"].str.startswith("growth_direction") & (growth["confidence"] >= 0.6)]
+    assert_reliable(directional)
 
 
 def test_thin_markets_make_no_confident_growth_claims(growth: pd.DataFrame) -> None:
