@@ -702,7 +702,8 @@ def city_insights(session: Session, *, cities: Iterable[str]) -> list[Insight]:
     return list(session.scalars(query.order_by(Insight.created_at.desc(), Insight.id.desc())))
 
 
-_KIND_ORDER = {"rent_growth": 0, "rent_level": 1, "top_mover": 2, "occupancy": 3, "occupancy_trend": 4, "days_to_let": 5}
+_KIND_ORDER = {"rent_growth": 0, "rent_level": 1, "top_mover": 2, "occupancy": 3, "occupancy_trend": 4, "days_to_let": 5,
+               "seasonality": 6}
 _HORIZON_ORDER = {"yoy": 0, "qoq": 1, "mom": 2}
 
 
