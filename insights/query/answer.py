@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -995,22 +995,31 @@ class _Answerer:
         text.append(_assumption_sentence(unit))
         return self.reply(text, result, estimate.confidence)
 
-    def optimal_rent(self) -> Reply:
+    def _with_occupancy(self, no_model: Callable[[Unit, Estimate], str]) -> Reply | tuple[Unit, Estimate, Any, dict[str, Any], LoadedModel]:
+        """The subject unit, its estimate, the asked rent, the result so far and the occupancy champion;
+        or the finished reply when there is no unit, or (`no_model` sentence) no occupancy model."""
         unit = self.subject()
         if isinstance(unit, Reply):
             return unit
-        market = unit.market
         estimate = self.estimate(unit)
         asking = self.asking(unit)
         result = self.unit_result(unit, estimate, asking, key="market_rent")
         occupancy = self.context.models.get(OCCUPANCY)
         if occupancy is None:
             result["status"] = "no_occupancy_model"
-            text = [f"The market rent for {unit.describe()} is about {money(estimate.rent, market.currency)} a month, "
-                    "but no occupancy model has been trained yet, so I can't weigh rent against vacancy to find the "
-                    "revenue-maximising rent. Run `leaseora train` with lease or calendar data.", _assumption_sentence(unit)]
-            return self.reply(text, result, estimate.confidence)
+            return self.reply([no_model(unit, estimate), _assumption_sentence(unit)], result, estimate.confidence)
         self.source({"type": "model", "name": OCCUPANCY, "version": occupancy.version})
+        return unit, estimate, asking, result, occupancy
+
+    def optimal_rent(self) -> Reply:
+        found = self._with_occupancy(lambda unit, estimate: (
+            f"The market rent for {unit.describe()} is about {money(estimate.rent, unit.market.currency)} a month, "
+            "but no occupancy model has been trained yet, so I can't weigh rent against vacancy to find the "
+            "revenue-maximising rent. Run `leaseora train` with lease or calendar data."))
+        if isinstance(found, Reply):
+            return found
+        unit, estimate, asking, result, occupancy = found
+        market = unit.market
         current = asking.amount if asking is not None and asking.comparable else estimate.rent
         priced, curve = self._priced(occupancy, unit, estimate.rent, current)
         basis = occupancy_basis(occupancy)
@@ -1076,20 +1085,13 @@ class _Answerer:
         return _cached(key, compute)
 
     def occupancy_forecast(self) -> Reply:
-        unit = self.subject()
-        if isinstance(unit, Reply):
-            return unit
+        found = self._with_occupancy(lambda unit, estimate: (
+            f"No occupancy model has been trained yet, so I can't forecast letting for {unit.describe()}. "
+            f"Its market rent is about {money(estimate.rent, unit.market.currency)} a month."))
+        if isinstance(found, Reply):
+            return found
+        unit, estimate, asking, result, occupancy = found
         market = unit.market
-        estimate = self.estimate(unit)
-        asking = self.asking(unit)
-        result = self.unit_result(unit, estimate, asking, key="market_rent")
-        occupancy = self.context.models.get(OCCUPANCY)
-        if occupancy is None:
-            result["status"] = "no_occupancy_model"
-            text = [f"No occupancy model has been trained yet, so I can't forecast letting for {unit.describe()}. "
-                    f"Its market rent is about {money(estimate.rent, market.currency)} a month.", _assumption_sentence(unit)]
-            return self.reply(text, result, estimate.confidence)
-        self.source({"type": "model", "name": OCCUPANCY, "version": occupancy.version})
         use_asking = asking is not None and asking.comparable
         rents = [asking.amount, estimate.rent] if use_asking else [estimate.rent]
         rows = self._occupancy(occupancy, unit, estimate.rent, rents)
