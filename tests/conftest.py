@@ -15,10 +15,12 @@ from urllib.parse import quote
 
 import pytest
 import redis
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from insights.config import Settings
+from insights.runtime import Runtime
 from insights.services.redis_server import EmbeddedRedis
 from insights.storage.session import make_engine, make_session_factory, migrate
 
@@ -121,10 +123,8 @@ def session(session_factory: sessionmaker[Session]) -> Iterator[Session]:
 
 
 @pytest.fixture
-def runtime(settings: Settings, engine: Engine, session_factory: sessionmaker[Session], redis_url: str) -> Iterator["Runtime"]:
+def runtime(settings: Settings, engine: Engine, session_factory: sessionmaker[Session], redis_url: str) -> Iterator[Runtime]:
     """A process runtime on the test's database and Redis (the test owns the connections)."""
-    from insights.runtime import Runtime
-
     value = Runtime(settings=settings, engine=engine, session_factory=session_factory, redis_url=redis_url)
     yield value
     if value._redis is not None:
@@ -132,10 +132,8 @@ def runtime(settings: Settings, engine: Engine, session_factory: sessionmaker[Se
 
 
 @pytest.fixture
-def client(runtime: "Runtime") -> Iterator["TestClient"]:
+def client(runtime: Runtime) -> Iterator[TestClient]:
     """Real HTTP through the app (in-process ASGI transport) on the test's runtime."""
-    from fastapi.testclient import TestClient
-
     from insights.api.app import create_app
 
     with TestClient(create_app(runtime.settings, runtime=runtime), raise_server_exceptions=False) as value:
