@@ -138,3 +138,28 @@ def client(runtime: Runtime) -> Iterator[TestClient]:
 
     with TestClient(create_app(runtime.settings, runtime=runtime), raise_server_exceptions=False) as value:
         yield value
+
+
+@pytest.fixture(scope="session")
+def trained_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Champion models trained once per session on a small generated portfolio (their own home and SQLite).
+
+    Tests copy the folder into their own home: `shutil.copytree(trained_models, settings.models_dir, dirs_exist_ok=True)`.
+    """
+    from insights.data.schema import Kind
+    from pipelines.demo_data import write_demo_data
+    from pipelines.ingest import ingest_file
+    from pipelines.train import train_all
+
+    home = tmp_path_factory.mktemp("trained")
+    settings = Settings(LEASEORA_HOME=str(home), LEASEORA_SECRET_KEY="x")
+    settings.ensure_dirs()
+    engine = make_engine(settings.sqlalchemy_url)
+    migrate(engine)
+    factory = make_session_factory(engine)
+    files = write_demo_data(home / "demo", seed=5, n_properties=500)
+    for name, kind in (("properties", Kind.PROPERTIES), ("listings", Kind.LISTINGS), ("leases", Kind.LEASES)):
+        ingest_file(files[name], kind=kind, settings=settings, session_factory=factory)
+    train_all(factory, settings=settings, progress=lambda _: None)
+    engine.dispose()
+    return settings.models_dir

@@ -11,7 +11,7 @@ from insights import __version__
 from insights.api.errors import install_error_handlers
 from insights.api.feed_cache import FeedCache
 from insights.api.middleware import RateLimitHeaders
-from insights.api.routes import health, insights_feed, operations, properties, queries
+from insights.api.routes import health, insights_feed, listings, operations, properties, queries
 from insights.config import Settings, get_settings
 from insights.runtime import Runtime
 from insights.services.intake import QueryIntake
@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(queries.router)
     app.include_router(insights_feed.router)
     app.include_router(properties.router)
+    app.include_router(listings.router)
     app.include_router(operations.router)
     return app
 

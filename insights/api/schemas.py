@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -112,3 +113,42 @@ class PropertiesIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     properties: list[PropertyIn] = Field(min_length=1, max_length=1000)
+
+
+class ListingIn(BaseModel):
+    """One rent observation (a unit offered or let at a monthly rent), in the canonical schema."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    listing_id: str | None = Field(default=None, max_length=128)
+    property_id: str | None = Field(default=None, max_length=128)
+    city: str = Field(min_length=1, max_length=128, examples=["Berlin"])
+    country: str | None = Field(default=None, max_length=64)
+    district: str | None = Field(default=None, max_length=128)
+    postcode: str | None = Field(default=None, max_length=32)
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+    property_type: str | None = Field(default=None, max_length=64)
+    bedrooms: float | None = Field(default=None, ge=0, le=30)
+    rooms: float | None = Field(default=None, ge=0, le=60)
+    bathrooms: float | None = Field(default=None, ge=0, le=30)
+    size_sqm: float | None = Field(default=None, gt=5, le=2000)
+    floor: float | None = Field(default=None, ge=-5, le=300)
+    total_floors: float | None = Field(default=None, ge=0, le=300)
+    year_built: float | None = Field(default=None, ge=1000, le=2100)
+    furnished: bool | None = None
+    parking: bool | None = None
+    balcony: bool | None = None
+    elevator: bool | None = None
+    pets_allowed: bool | None = None
+    listed_at: date | None = None
+    monthly_rent: float = Field(gt=0, examples=[1450])
+    currency: str | None = Field(default=None, min_length=3, max_length=3, examples=["EUR"])
+
+
+class ListingsIn(BaseModel):
+    """A batch of rent observations for the next nightly run to ingest."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    listings: list[ListingIn] = Field(min_length=1, max_length=10_000)

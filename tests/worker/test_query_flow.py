@@ -19,35 +19,12 @@ from rq import Callback, Queue, Retry, SimpleWorker
 from rq.registry import StartedJobRegistry
 
 from insights import defaults
-from insights.config import Settings
-from insights.data.schema import Kind
 from insights.services.webhooks import signing_secret, verify
 from insights.storage import queries_repo
-from insights.storage.session import make_engine, make_session_factory, migrate
 from insights.worker.context import set_runtime
-from pipelines.demo_data import write_demo_data
-from pipelines.ingest import ingest_file
-from pipelines.train import train_all
 from tests.factories import make_key
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def trained_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Champion models trained once on a small generated portfolio (their own home and SQLite)."""
-    home = tmp_path_factory.mktemp("trained")
-    settings = Settings(LEASEORA_HOME=str(home), LEASEORA_SECRET_KEY="x")
-    settings.ensure_dirs()
-    engine = make_engine(settings.sqlalchemy_url)
-    migrate(engine)
-    factory = make_session_factory(engine)
-    files = write_demo_data(home / "demo", seed=5, n_properties=500)
-    for name, kind in (("properties", Kind.PROPERTIES), ("listings", Kind.LISTINGS), ("leases", Kind.LEASES)):
-        ingest_file(files[name], kind=kind, settings=settings, session_factory=factory)
-    train_all(factory, settings=settings, progress=lambda _: None)
-    engine.dispose()
-    return settings.models_dir
 
 
 @pytest.fixture
