@@ -79,12 +79,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-class PropertyIn(BaseModel):
-    """One property of the caller's portfolio, in the canonical schema (only `property_id` and `city` required)."""
+class PropertyFeaturesIn(BaseModel):
+    """The canonical property features with their bounds, shared by properties and listings."""
 
     model_config = ConfigDict(extra="forbid")
 
-    property_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$", examples=["prop_12345"])
     city: str = Field(min_length=1, max_length=128, examples=["Berlin"])
     country: str | None = Field(default=None, max_length=64)
     district: str | None = Field(default=None, max_length=128)
@@ -104,6 +103,14 @@ class PropertyIn(BaseModel):
     balcony: bool | None = None
     elevator: bool | None = None
     pets_allowed: bool | None = None
+
+
+class PropertyIn(PropertyFeaturesIn):
+    """One property of the caller's portfolio, in the canonical schema (only `property_id` and `city` required)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    property_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$", examples=["prop_12345"])
     extra: dict[str, str | float | bool | None] = Field(default_factory=dict, max_length=100)
 
 
@@ -115,32 +122,13 @@ class PropertiesIn(BaseModel):
     properties: list[PropertyIn] = Field(min_length=1, max_length=1000)
 
 
-class ListingIn(BaseModel):
+class ListingIn(PropertyFeaturesIn):
     """One rent observation (a unit offered or let at a monthly rent), in the canonical schema."""
 
     model_config = ConfigDict(extra="forbid")
 
     listing_id: str | None = Field(default=None, max_length=128)
     property_id: str | None = Field(default=None, max_length=128)
-    city: str = Field(min_length=1, max_length=128, examples=["Berlin"])
-    country: str | None = Field(default=None, max_length=64)
-    district: str | None = Field(default=None, max_length=128)
-    postcode: str | None = Field(default=None, max_length=32)
-    latitude: float | None = Field(default=None, ge=-90, le=90)
-    longitude: float | None = Field(default=None, ge=-180, le=180)
-    property_type: str | None = Field(default=None, max_length=64)
-    bedrooms: float | None = Field(default=None, ge=0, le=30)
-    rooms: float | None = Field(default=None, ge=0, le=60)
-    bathrooms: float | None = Field(default=None, ge=0, le=30)
-    size_sqm: float | None = Field(default=None, gt=5, le=2000)
-    floor: float | None = Field(default=None, ge=-5, le=300)
-    total_floors: float | None = Field(default=None, ge=0, le=300)
-    year_built: float | None = Field(default=None, ge=1000, le=2100)
-    furnished: bool | None = None
-    parking: bool | None = None
-    balcony: bool | None = None
-    elevator: bool | None = None
-    pets_allowed: bool | None = None
     listed_at: date | None = None
     monthly_rent: float = Field(gt=0, examples=[1450])
     currency: str | None = Field(default=None, min_length=3, max_length=3, examples=["EUR"])
