@@ -1,10 +1,13 @@
 """Worker throughput against RQ's own no-op job rate (same worker class), and POST-to-completed latency.
 
-    .venv/bin/python -m benchmarks.bench_worker [--jobs 400] [--rate 20] [--seconds 15]
+    .venv/bin/python -m benchmarks.bench_worker [--jobs 400] [--rate 20] [--seconds 15] [--no-latency]
 
-1. Throughput: the same `SimpleWorker` drains N no-op jobs, then N real query jobs (questions from the
-   interpreter's evaluation set, answered with champion models trained on generated demo data), in
-   burst mode; jobs per second of each, and their ratio. Target: at least 70%.
+1. Throughput: the same `SimpleWorker`, prepared as `leaseora worker` prepares itself, drains N no-op
+   jobs, then real query jobs (the interpreter's evaluation questions, answered with champion models
+   trained on generated demo data), in burst mode: each question once with the worker's caches
+   emptied first ("new"), then N jobs cycling the same questions ("repeated"). Jobs per second of
+   each, best of three alternating rounds, and each query rate's ratio to the no-op rate. Target:
+   at least 70%.
 2. Latency: the API (uvicorn) and one `leaseora worker` process; queries are POSTed at a steady rate
    and each is polled until `completed`; the median time from POST to completed. Target: under 100 ms
    at 20 queries/s.
@@ -35,16 +38,23 @@ from insights.runtime import Runtime
 from insights.services.keys import create_key
 from insights.storage import queries_repo
 from insights.storage.tables import QueryRecord
-from insights.worker.context import set_runtime
+from insights.query.answer import forget_answers
+from insights.worker.context import prepare_worker_process, set_runtime
 from insights.worker.enqueue import enqueue_query_job
 from pipelines.bootstrap import load_demo_data
 from pipelines.train import train_all
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "worker.json"
+def _questions(name: str) -> list[str]:
+    return [q for line in (ROOT / "tests" / "query" / name).read_text().splitlines() if line.strip()
+            if 0 < len(q := json.loads(line)["query"].strip()) <= 2000]
+
+
 #: The interpreter's evaluation questions that the API accepts (1 to 2,000 characters of text).
-QUESTIONS = [q for line in (ROOT / "tests" / "query" / "eval_questions.jsonl").read_text().splitlines() if line.strip()
-             if 0 < len(q := json.loads(line)["query"].strip()) <= 2000]
+QUESTIONS = _questions("eval_questions.jsonl")
+#: Other questions (the interpreter's hold-out set), used to warm the worker up.
+HOLDOUT = _questions("holdout_questions.jsonl")
 
 
 def noop() -> None:
@@ -63,26 +73,40 @@ def _drain(runtime: Runtime, enqueue: callable, n: int) -> float:
     return n / (time.perf_counter() - started)
 
 
-def throughput(runtime: Runtime, n: int) -> dict:
-    """No-op and query job rates with the same worker class, each measured twice, alternating."""
-    set_runtime(runtime)
+def throughput(runtime: Runtime, n: int, rounds: int = 3) -> dict:
+    """No-op and query job rates with the same worker class, alternating, best of `rounds` each.
+
+    The process is first prepared exactly as `leaseora worker` prepares itself (warm models, frozen
+    heap) and works off hold-out questions. Then, each round: no-op jobs; every evaluation question
+    once, with the per-process caches emptied first (`new`: interpretation and model results are
+    computed for each, as for questions a worker has not seen); `n` jobs cycling the same questions
+    (`repeated`: interpretations and unit estimates come from the caches).
+    """
+    prepare_worker_process(runtime)
 
     def enqueue_noop(q: Queue, i: int) -> None:
         q.enqueue("benchmarks.bench_worker.noop", result_ttl=defaults.RESULT_TTL)
 
-    def enqueue_query(q: Queue, i: int) -> None:
-        with runtime.session_factory() as session:
-            record = queries_repo.create_query(session, account_id=None, text=QUESTIONS[i % len(QUESTIONS)], webhook_url=None)
-        enqueue_query_job(q, record.id)
+    def asking(questions: list[str]) -> callable:
+        def enqueue_query(q: Queue, i: int) -> None:
+            text = questions[i % len(questions)]
+            with runtime.session_factory() as session:
+                record = queries_repo.create_query(session, account_id=None, text=text, webhook_url=None)
+            enqueue_query_job(q, record.id, queries_repo.Pending(text=text, webhook_url=None, account_id=None))
+        return enqueue_query
 
-    _drain(runtime, enqueue_query, 50)  # warm-up: models loaded once per process, caches filled
-    rates: dict[str, list[float]] = {"noop": [], "query": []}
-    for _ in range(2):
+    _drain(runtime, asking(HOLDOUT), len(HOLDOUT))  # warm-up on other questions
+    rates: dict[str, list[float]] = {"noop": [], "new": [], "repeated": []}
+    for _ in range(rounds):
         rates["noop"].append(_drain(runtime, enqueue_noop, n))
-        rates["query"].append(_drain(runtime, enqueue_query, n))
-    noop_rate, query_rate = max(rates["noop"]), max(rates["query"])
-    return {"jobs": n, "noop_jobs_per_s": round(noop_rate, 1), "query_jobs_per_s": round(query_rate, 1),
-            "ratio": round(query_rate / noop_rate, 3), "target_ratio": 0.7, "runs": rates}
+        forget_answers()
+        rates["new"].append(_drain(runtime, asking(QUESTIONS), len(QUESTIONS)))
+        rates["repeated"].append(_drain(runtime, asking(QUESTIONS), n))
+    best = {k: max(v) for k, v in rates.items()}
+    return {"jobs": n, "questions": len(QUESTIONS), "noop_jobs_per_s": round(best["noop"], 1),
+            "new_question_jobs_per_s": round(best["new"], 1), "repeated_question_jobs_per_s": round(best["repeated"], 1),
+            "ratio_new": round(best["new"] / best["noop"], 3), "ratio_repeated": round(best["repeated"] / best["noop"], 3),
+            "target_ratio": 0.7, "runs": rates}
 
 
 def latency(runtime: Runtime, home: Path, *, rate: float, seconds: float) -> dict:
@@ -142,20 +166,29 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--jobs", type=int, default=400)
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--no-latency", action="store_true", help="measure the throughput only")
     args = parser.parse_args(argv)
     home = Path(tempfile.mkdtemp(prefix="leaseora-bench-worker-"))
     runtime = Runtime.open(Settings(LEASEORA_HOME=str(home), LEASEORA_SECRET_KEY="bench"))
     try:
         load_demo_data(runtime, n_properties=1500, say=lambda _: None)
         train_all(runtime.session_factory, settings=runtime.settings, progress=lambda _: None)
-        report = {"throughput": throughput(runtime, args.jobs), "latency": latency(runtime, home, rate=args.rate, seconds=args.seconds)}
+        report = {"throughput": throughput(runtime, args.jobs)}
+        if not args.no_latency:
+            report["latency"] = latency(runtime, home, rate=args.rate, seconds=args.seconds)
     finally:
         set_runtime(None)
         runtime.close()
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2))
-    t, lat = report["throughput"], report["latency"]
-    print(f"worker: {t['query_jobs_per_s']:.0f} query jobs/s vs {t['noop_jobs_per_s']:.0f} no-op jobs/s: ratio {t['ratio']:.2f} (target >= 0.70)")
+    if "latency" in report:  # the committed results are complete runs only
+        RESULTS.parent.mkdir(exist_ok=True)
+        RESULTS.write_text(json.dumps(report, indent=2))
+    t = report["throughput"]
+    print(f"worker: {t['noop_jobs_per_s']:.0f} no-op jobs/s; new questions {t['new_question_jobs_per_s']:.0f} jobs/s, ratio "
+          f"{t['ratio_new']:.2f}; repeated questions {t['repeated_question_jobs_per_s']:.0f} jobs/s, ratio {t['ratio_repeated']:.2f} "
+          "(target >= 0.70)")
+    if "latency" not in report:
+        return report
+    lat = report["latency"]
     print(f"latency at {lat['rate_per_s']:.0f} q/s: median {lat['median_ms']} ms, p95 {lat['p95_ms']} ms over {lat['queries']} queries "
           f"({lat['completed']} completed, {lat['failed']} failed; target median < 100 ms)")
     return report
@@ -163,5 +196,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 if __name__ == "__main__":
     report = main(sys.argv[1:])
-    ok = report["throughput"]["ratio"] >= 0.7 and (report["latency"]["median_ms"] or 1e9) < 100
+    ok = min(report["throughput"]["ratio_new"], report["throughput"]["ratio_repeated"]) >= 0.7
+    if "latency" in report:
+        ok = ok and (report["latency"]["median_ms"] or 1e9) < 100
     sys.exit(0 if ok else 1)

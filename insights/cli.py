@@ -45,15 +45,12 @@ def serve(host: HostOpt = defaults.API_HOST, port: PortOpt = defaults.API_PORT) 
 @app.command()
 def worker(burst: Annotated[bool, typer.Option(help="Exit when the queues are empty.")] = False) -> None:
     """Run one RQ worker on the query, webhook and pipeline queues."""
-    from insights.query.answer import AnswerContext, warm_up
-    from insights.worker.context import model_cache, set_runtime
+    from insights.worker.context import prepare_worker_process
     from insights.worker.queues import run_worker
 
     runtime = Runtime.open(get_settings())
-    set_runtime(runtime)
     # Load the interpreter and the champions now, so the first query does not wait seconds for them.
-    warm_up(AnswerContext(settings=runtime.settings, session_factory=runtime.session_factory,
-                          models=model_cache(runtime.settings.models_dir)))
+    prepare_worker_process(runtime)
     try:
         run_worker(runtime.redis, burst=burst)
     finally:

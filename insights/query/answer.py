@@ -543,6 +543,16 @@ def _remember(key: tuple[Any, ...], value: Any) -> Any:
     return value
 
 
+def forget_answers() -> None:
+    """Empty the per-process caches of interpretations and model results (market summaries stay):
+    the state of a warm worker that has not yet seen any of the questions to come."""
+    from insights.query.interpreter import forget_interpretations
+
+    forget_interpretations()
+    with _estimates_lock:
+        _estimates.clear()
+
+
 def _cached(key: tuple[Any, ...], compute: Any) -> Any:
     """Per-process LRU of model results: the same unit asked again costs no model call."""
     found = _lookup(key)
@@ -1493,6 +1503,15 @@ def signed_money(amount: float, currency: str | None) -> str:
 
 def plain(value: Any) -> Any:
     """`value` with only JSON types: numpy scalars unwrapped, NaN/inf/NA -> None, dates -> ISO strings."""
+    kind = type(value)  # exact built-in types first: they are nearly all of an answer, and cheap to test
+    if kind is str or kind is int or kind is bool:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is dict:
+        return {str(k): plain(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [plain(v) for v in value]
     if value is None or value is pd.NA or value is pd.NaT:
         return None
     if isinstance(value, Mapping):

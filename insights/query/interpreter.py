@@ -22,7 +22,7 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from types import MappingProxyType
 from typing import Any
 
@@ -293,6 +293,23 @@ def default_interpreter() -> Interpreter:
     return Interpreter(default_gazetteer())
 
 
+#: Interpretations remembered per process, by exact question text (an `Interpretation` is immutable).
+INTERPRETATION_CACHE_SIZE = 4096
+
+
 def interpret(text: str) -> Interpretation:
     """Interpret one landlord question: intent, entities and confidence. Never raises."""
+    if not isinstance(text, str):
+        return default_interpreter().interpret(text)
+    return _interpret_cached(text)
+
+
+@lru_cache(maxsize=INTERPRETATION_CACHE_SIZE)
+def _interpret_cached(text: str) -> Interpretation:
+    # Safe to share: the interpreter is fixed for the process and an Interpretation cannot be changed.
     return default_interpreter().interpret(text)
+
+
+def forget_interpretations() -> None:
+    """Empty the interpretation cache (benchmarks measuring questions the process has not seen)."""
+    _interpret_cached.cache_clear()

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from insights import defaults
 from insights.errors import ServiceUnavailable
-from insights.storage.queries_repo import new_query_id
+from insights.storage.queries_repo import Pending, new_query_id
 from insights.storage.tables import QueryRecord, utcnow
 from insights.worker.enqueue import enqueue_query_job
 from insights.worker.queues import queue
@@ -100,8 +100,9 @@ class QueryIntake:
             connection = self.connection()
             with connection.pipeline(transaction=True) as pipe:
                 rq_queue = queue(connection, defaults.QUERY_QUEUE)
-                for query_id in ids:
-                    enqueue_query_job(rq_queue, query_id, pipeline=pipe)
+                for submission, query_id in zip(group, ids, strict=True):
+                    pending = Pending(text=submission.text, webhook_url=submission.webhook_url, account_id=submission.account_id)
+                    enqueue_query_job(rq_queue, query_id, pending, pipeline=pipe)
                 pipe.execute()
         except (redis.ConnectionError, redis.TimeoutError):
             self._mark_waiting(ids)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import redis
 from redis.client import Pipeline
 from rq import Callback, Queue, Retry
+from rq.job import Job, JobStatus
 from sqlalchemy.orm import Session
 
 from insights import defaults
@@ -16,11 +17,17 @@ from insights.worker.queues import queue
 QUERY_RETRY_INTERVALS = [1, 5, 15]
 
 
-def enqueue_query_job(rq_queue: Queue, query_id: str, *, pipeline: Pipeline | None = None) -> None:
-    """Put the job answering `query_id` on `rq_queue` (inside `pipeline` when given: the caller executes it)."""
+def enqueue_query_job(rq_queue: Queue, query_id: str, query: queries_repo.Pending, *,
+                      pipeline: Pipeline | None = None) -> None:
+    """Put the job answering `query_id` on `rq_queue` (inside `pipeline` when given: the caller executes it).
+
+    The job carries the question, account and webhook with the id, so that the worker reads nothing
+    before answering; the database stays the record of the query and its outcome.
+    """
     rq_queue.enqueue_call(
         "insights.worker.tasks.answer_query",
         args=(query_id,),
+        kwargs={"text": query.text, "account_id": query.account_id, "webhook_url": query.webhook_url},
         job_id=query_id,
         timeout=defaults.QUERY_JOB_TIMEOUT,
         result_ttl=defaults.RESULT_TTL,
@@ -38,8 +45,11 @@ def enqueue_query(connection: redis.Redis, session: Session, *, query_id: str) -
     gets `ServiceUnavailable` (503 with Retry-After), and `requeue_pending` puts it on the queue
     once Redis is back: nothing is dropped.
     """
+    pending = queries_repo.pending_query(session, query_id=query_id)
+    if pending is None:
+        return  # finished meanwhile: nothing to do
     try:
-        enqueue_query_job(queue(connection, defaults.QUERY_QUEUE), query_id)
+        enqueue_query_job(queue(connection, defaults.QUERY_QUEUE), query_id, pending)
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         queries_repo.mark_failed(
             session, query_id=query_id, code="queue_unavailable", message="waiting for the queue to come back", final=False
@@ -49,8 +59,6 @@ def enqueue_query(connection: redis.Redis, session: Session, *, query_id: str) -
 
 def requeue_pending(connection: redis.Redis, session: Session, *, older_than_seconds: float = 30) -> int:
     """Re-enqueue queries still waiting in the database but missing from Redis (after an outage). Returns the count."""
-    from rq.job import Job, JobStatus
-
     count = 0
     for query_id in queries_repo.queued_query_ids(session, older_than_seconds=older_than_seconds):
         try:
@@ -62,3 +70,12 @@ def requeue_pending(connection: redis.Redis, session: Session, *, older_than_sec
         enqueue_query(connection, session, query_id=query_id)
         count += 1
     return count
+
+
+def job_running(connection: redis.Redis, query_id: str) -> bool:
+    """Whether a worker has the query's job now (RQ's job status); False when Redis cannot say."""
+    try:
+        status = connection.hget(Job.key_for(query_id), "status")
+    except redis.RedisError:
+        return False
+    return status is not None and status.decode() == JobStatus.STARTED.value

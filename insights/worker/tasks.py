@@ -6,24 +6,35 @@ import logging
 from types import TracebackType
 from typing import Any
 
+from rq import get_current_job
+
 from insights import defaults
 from insights.errors import LeaseoraError
 from insights.storage import queries_repo
+from insights.storage.tables import utcnow
 from insights.worker.context import current_runtime, model_cache
 
 log = logging.getLogger(__name__)
 
 
-def answer_query(query_id: str) -> str:
-    """Interpret and answer a recorded query, store the answer, and schedule its webhook."""
+def answer_query(query_id: str, text: str | None = None, account_id: int | None = None,
+                 webhook_url: str | None = None) -> str:
+    """Interpret and answer a query, store the outcome, and schedule its webhook.
+
+    The job carries the question (see `enqueue_query_job`), so the only database write is the
+    outcome; while the job runs, RQ's job status is what `GET /ai/query/{id}` reports as
+    `processing`. A job given only the id reads the rest from the database.
+    """
     from insights.query.answer import AnswerContext, answer_question
 
     runtime = current_runtime()
-    with runtime.session_factory() as session:
-        record = queries_repo.mark_processing(session, query_id=query_id)
-        if record is None:
+    started_at = utcnow()
+    if text is None:
+        with runtime.session_factory() as session:
+            pending = queries_repo.pending_query(session, query_id=query_id)
+        if pending is None:
             return "skipped"  # already answered (a retry raced a success) or deleted
-        text, webhook_url, account_id = record.text, record.webhook_url, record.account_id
+        text, webhook_url, account_id = pending.text, pending.webhook_url, pending.account_id
     context = AnswerContext(
         settings=runtime.settings,
         session_factory=runtime.session_factory,
@@ -34,13 +45,26 @@ def answer_query(query_id: str) -> str:
         payload = answer_question(text, context)
     except LeaseoraError as exc:  # a reason a person can act on; retrying would not change it
         with runtime.session_factory() as session:
-            queries_repo.mark_failed(session, query_id=query_id, code=exc.code, message=exc.message)
-        _schedule_webhook(query_id, webhook_url)
+            stored = queries_repo.mark_failed(session, query_id=query_id, code=exc.code, message=exc.message,
+                                              attempts=_attempt())
+        if stored:
+            _schedule_webhook(query_id, webhook_url)
         return "failed"
     with runtime.session_factory() as session:
-        queries_repo.mark_completed(session, query_id=query_id, payload=payload)
+        stored = queries_repo.mark_completed(session, query_id=query_id, payload=payload, started_at=started_at,
+                                             attempts=_attempt())
+    if not stored:
+        return "skipped"  # another attempt finished it first: its answer and webhook stand
     _schedule_webhook(query_id, webhook_url)
     return "completed"
+
+
+def _attempt() -> int:
+    """Which attempt of its RQ job this is (1 when not run by a worker)."""
+    job = get_current_job()
+    if job is None or job.retries_left is None:
+        return 1
+    return defaults.QUERY_JOB_RETRIES - job.retries_left + 1
 
 
 def query_job_failed(job: Any, connection: Any, exc_type: type[BaseException] | None,

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import time
 
-from insights.storage import queries_repo
 from insights.worker.context import current_runtime
 from insights.worker.tasks import answer_query
 
 
 def slow_then_answer(query_id: str) -> str:
-    """First attempt: mark the query processing, flag Redis, and sleep; later attempts answer at once."""
+    """First attempt: flag Redis and sleep (the query shows as `processing`); later attempts answer at once."""
     runtime = current_runtime()
     if runtime.redis.set(f"test:slow:{query_id}", "1", nx=True):
-        with runtime.session_factory() as session:
-            queries_repo.mark_processing(session, query_id=query_id)
         time.sleep(60)
     return answer_query(query_id)

@@ -13,6 +13,7 @@ from insights.api.schemas import ERROR_RESPONSES, ErrorResponse, QueryAccepted, 
 from insights.services.keys import Principal
 from insights.services.webhooks import validate_webhook_url
 from insights.storage import queries_repo
+from insights.worker.enqueue import job_running
 
 router = APIRouter(prefix="/ai", tags=["queries"])
 QueryCaller = Annotated[Principal, requires("ai:query")]
@@ -50,7 +51,8 @@ async def post_query(body: QueryIn, request: Request, response: Response) -> Que
     summary="A query's status and, once completed, its answer",
 )
 def get_query(query_id: str, caller: QueryCaller, runtime: RuntimeDep) -> dict:
-    """`queued`, `processing`, `completed` (with the answer) or `failed` (with the reason)."""
+    """`queued`, `processing` (a worker has it), `completed` (with the answer) or `failed` (with the reason)."""
     with runtime.session_factory() as session:
         record = queries_repo.get_query(session, query_id=query_id, account_id=caller.account_id)
-        return queries_repo.query_to_dict(record)
+    running = record.status not in queries_repo.FINISHED and job_running(runtime.redis, record.id)
+    return queries_repo.query_to_dict(record, running=running)
