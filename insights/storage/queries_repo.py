@@ -51,7 +51,7 @@ _QUERIES = QueryRecord.__table__
 #: times as much per call, and this write is on every query's path.
 _STORE_ANSWER = (
     _QUERIES.update()
-    .where(_QUERIES.c.id == bindparam("query_id"), _QUERIES.c.status != "completed", _QUERIES.c.status != "failed")
+    .where(_QUERIES.c.id == bindparam("query_id"), _QUERIES.c.status.not_in(FINISHED))
     .values(status="completed", interpretation=bindparam("interpretation"), answer=bindparam("answer"),
             result=bindparam("result"), confidence_score=bindparam("confidence_score"),
             model_version=bindparam("model_version"), sources=bindparam("sources"), error_code=None,
