@@ -17,6 +17,8 @@ import pandas as pd
 
 #: Keep at most this many calibration scores per city: quantiles barely move, the artifact stays small.
 MAX_SCORES = 50_000
+#: Up to this many rows, groups are looked up row by row rather than through a pandas index.
+SMALL_BATCH = 64
 
 
 def conformal_quantile(sorted_scores: np.ndarray, level: float) -> float:
@@ -43,6 +45,7 @@ class MondrianScores:
 
     def fit(self, values: np.ndarray, group: np.ndarray, *, seed: int = 0) -> MondrianScores:
         """Store sorted values; groups with fewer than `min_group_size` rows fall back to the overall set."""
+        self._index = None
         self.overall = _subsample_sorted(np.asarray(values, float), MAX_SCORES, seed)
         for name in pd.unique(group):
             rows = group == name
@@ -50,11 +53,20 @@ class MondrianScores:
                 self.groups[str(name)] = _subsample_sorted(values[rows], MAX_SCORES, seed)
         return self
 
+    def groups_index(self) -> dict[str, int]:
+        """{group: position among `groups`} (built once; groups do not change after `fit`)."""
+        if getattr(self, "_index", None) is None:
+            self._index = {name: i for i, name in enumerate(self.groups)}
+        return self._index
+
     def _sets(self, group: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """(row indices, sorted values) for every set used by these rows (one pass over the rows)."""
         names = list(self.groups)
-        codes = pd.Index(names, dtype=object).get_indexer(group)
-        codes[codes < 0] = len(names)  # unseen or small groups: the overall set
+        if len(group) <= SMALL_BATCH:  # a dict lookup per row beats building an index for a few rows
+            codes = np.array([self.groups_index().get(g, len(names)) for g in group], dtype=np.int64)
+        else:
+            codes = pd.Index(names, dtype=object).get_indexer(group)
+            codes[codes < 0] = len(names)  # unseen or small groups: the overall set
         order = np.argsort(codes, kind="stable")
         bounds = np.searchsorted(codes[order], np.arange(len(names) + 2))
         sets = [*self.groups.values(), self.overall]

@@ -37,7 +37,7 @@ let for a unit re-let in that month at that asking rent".
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -64,6 +64,9 @@ NUMERIC_FEATURES: tuple[str, ...] = ("bedrooms", "bathrooms", "size_sqm")
 
 Target = Literal["let_30d", "occupancy"]
 Engine = Literal["logistic", "lightgbm"]
+
+#: Rows per tree-engine `predict` call in `price_response`: bounds memory when many units are priced.
+PREDICT_CHUNK_ROWS = 400_000
 
 # p is clipped away from 0 and 1 so that logs and -ln(1 - p) stay finite.
 _EPS = 1e-9
@@ -381,8 +384,10 @@ class _Design:
             names += [f"{column}={level}" for level in levels] + [f"{column}=<other>"]
         return names + list(self.numeric)
 
-    def matrix(self, frame: pd.DataFrame) -> np.ndarray:
-        blocks = [log_price_ratio(frame)[:, None], _one_hot(month_of(frame), list(range(1, 13)))]
+    def matrix(self, frame: pd.DataFrame, price: np.ndarray | None = None) -> np.ndarray:
+        """The logistic engine's inputs; `price` (log price ratios) stands in for the frame's rents when given."""
+        price = log_price_ratio(frame) if price is None else price
+        blocks = [price[:, None], _one_hot(month_of(frame), list(range(1, 13)))]
         for column, levels in self.categorical.items():
             values = frame[column].astype("string").fillna("<missing>").to_numpy()
             block = _one_hot(values, levels)
@@ -392,9 +397,10 @@ class _Design:
             blocks.append(((np.where(np.isfinite(values), values, median) - mean) / std)[:, None])
         return np.hstack(blocks)
 
-    def frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def frame(self, frame: pd.DataFrame, price: np.ndarray | None = None) -> pd.DataFrame:
         """The same inputs as a frame for tree engines (categories kept as pandas categoricals)."""
-        out = pd.DataFrame({"log_price_ratio": log_price_ratio(frame), "month": month_of(frame)}, index=frame.index)
+        price = log_price_ratio(frame) if price is None else price
+        out = pd.DataFrame({"log_price_ratio": price, "month": month_of(frame)}, index=frame.index)
         for column, levels in self.categorical.items():
             values = frame[column].astype("string").where(frame[column].astype("string").isin(levels), "<other>")
             out[column] = pd.Categorical(values.fillna("<other>"), categories=levels + ["<other>"])
@@ -583,29 +589,71 @@ class OccupancyModel:
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Per row: `log_price_ratio`, `let_probability_30d`, `expected_vacancy_days`, `expected_occupancy`, `basis`."""
-        probability = self.predict_probability(frame)
+        let_probability, vacancy, occupancy = self._outcomes(self.predict_probability(frame), self._lease_days(frame))
         out = pd.DataFrame({"log_price_ratio": log_price_ratio(frame)}, index=frame.index)
-        if self.target == "let_30d":
-            p = np.clip(probability, _EPS, 1 - _EPS)
-            hazard = -np.log1p(-p) / HORIZON_DAYS
-            # Whole vacant days: E[floor(Exponential(hazard))] = 1 / (e^hazard - 1), ~ 1/hazard - 1/2.
-            vacancy = 1.0 / np.expm1(hazard)
-            lease = self._lease_days(frame)
-            out["let_probability_30d"] = probability
-            out["expected_vacancy_days"] = vacancy
-            out["expected_occupancy"] = lease / (lease + vacancy)
-        else:
-            out["let_probability_30d"] = np.nan
-            out["expected_vacancy_days"] = np.nan
-            out["expected_occupancy"] = probability
+        out["let_probability_30d"] = let_probability
+        out["expected_vacancy_days"] = vacancy
+        out["expected_occupancy"] = occupancy
         out["basis"] = pd.Categorical([self.basis] * len(out))
         return out
+
+    def price_response(self, frame: pd.DataFrame) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        """For the units of `frame` (features, `market_rent`, `month` or `date`; `asking_rent` is not
+        read), a function from asking rents (one row per unit, any number of columns) to expected
+        occupancy and let probability of the same shape: what `predict` gives for each unit at each
+        rent, with the units' features turned into model inputs once rather than once per rent (a
+        pricing search asks each unit at about a hundred rents in five rounds)."""
+        design = self._require_fitted()
+        self.check_schema(frame, ignore=("asking_rent",))
+        market = pd.to_numeric(frame["market_rent"], errors="coerce").to_numpy(dtype=float)
+        if not np.all(np.isfinite(market) & (market > 0)):
+            raise InvalidInput("market_rent must be a positive number on every row")
+        lease = self._lease_days(frame)
+        n = len(frame)
+        if self.engine == "logistic":
+            rest = self._intercept + design.matrix(frame, price=np.zeros(n))[:, 1:] @ self._coef[1:]
+        else:
+            inputs = design.frame(frame, price=np.zeros(n)).reset_index(drop=True)
+
+        def at(rents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            rents = np.asarray(rents, dtype=float).reshape(n, -1)
+            if not np.all(np.isfinite(rents) & (rents > 0)):
+                raise InvalidInput("asking_rent and market_rent must be positive numbers")
+            price = np.log(rents / market[:, None])
+            if self.engine == "logistic":
+                probability = expit(rest[:, None] + self._coef[0] * price)
+            else:  # the trees read a frame: the units repeated at each rent, in bounded chunks
+                k = price.shape[1]
+                probability = np.empty(n * k)
+                step = max(1, PREDICT_CHUNK_ROWS // k)
+                for start in range(0, n, step):
+                    units = np.arange(start, min(n, start + step))
+                    rows = inputs.iloc[np.repeat(units, k)].reset_index(drop=True)
+                    rows["log_price_ratio"] = price[units].ravel()
+                    probability[start * k:(start + len(units)) * k] = self._booster.predict(rows)
+                probability = np.clip(probability, 0.0, 1.0).reshape(n, k)
+            let_probability, _, occupancy = self._outcomes(probability, lease[:, None])
+            return occupancy, let_probability
+
+        return at
+
+    def _outcomes(self, probability: np.ndarray, lease: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Let probability, expected vacancy days and expected occupancy from the raw probability."""
+        if self.target != "let_30d":
+            missing = np.full(np.shape(probability), np.nan)
+            return missing, missing, probability
+        p = np.clip(probability, _EPS, 1 - _EPS)
+        hazard = -np.log1p(-p) / HORIZON_DAYS
+        # Whole vacant days: E[floor(Exponential(hazard))] = 1 / (e^hazard - 1), ~ 1/hazard - 1/2.
+        vacancy = 1.0 / np.expm1(hazard)
+        return probability, vacancy, lease / (lease + vacancy)
 
     def _lease_days(self, frame: pd.DataFrame) -> np.ndarray:
         if not self.lease_days_ or "city" not in frame.columns:
             return np.full(len(frame), self.default_lease_days_)
-        city = frame["city"].astype("string").map(self.lease_days_)
-        return city.astype(float).fillna(self.default_lease_days_).to_numpy()
+        default, known = self.default_lease_days_, self.lease_days_
+        cities = frame["city"].astype("string").tolist()
+        return np.array([default if city is pd.NA else known.get(city, default) for city in cities], dtype=float)
 
     # -- introspection ------------------------------------------------------------------------------
 
@@ -648,9 +696,9 @@ class OccupancyModel:
         schema.update({column: "float" for column in design.numeric})
         return schema
 
-    def check_schema(self, frame: pd.DataFrame) -> None:
-        """Raise `SchemaMismatch` when a column the model reads is missing (month/date included)."""
-        missing = [column for column in self.feature_schema if column not in frame.columns]
+    def check_schema(self, frame: pd.DataFrame, ignore: Sequence[str] = ()) -> None:
+        """Raise `SchemaMismatch` when a column the model reads (other than `ignore`) is missing (month/date included)."""
+        missing = [column for column in self.feature_schema if column not in frame.columns and column not in ignore]
         if "month" not in frame.columns and "date" not in frame.columns:
             missing.append("month")
         if missing:

@@ -14,7 +14,7 @@ least/at most this", not a precise optimum.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -53,8 +53,9 @@ class PricingResult:
         """The revenue curve of one unit (by input index): points with ratio, rent, occupancy, revenue."""
         if self.curves is None:
             raise InvalidInput("curves were not computed: call price_units(..., with_curves=True)")
-        points = self.curves[self.curves["unit"] == unit].drop(columns="unit")
-        return [{k: float(v) for k, v in row.items()} for row in points.to_dict("records")]
+        rows = np.flatnonzero(self.curves["unit"].to_numpy() == unit)
+        columns = {c: self.curves[c].to_numpy(dtype=float)[rows].tolist() for c in self.curves.columns if c != "unit"}
+        return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
 
 
 def price_units(
@@ -82,15 +83,16 @@ def price_units(
     market = pd.to_numeric(base["market_rent"], errors="coerce").to_numpy(dtype=float)
     asking = _current_asking(base, market)
 
-    occupancy, let_p = _predict_at(model, base, grid[None, :] * market[:, None])
+    respond = _response(model, base)
+    occupancy, let_p = respond(grid[None, :] * market[:, None])
     revenue = grid[None, :] * market[:, None] * occupancy * periods_per_year
     best = revenue.argmax(axis=1)
-    best_ratio = _refine(model, base, market, grid, best, periods_per_year)
+    best_ratio = _refine(respond, market, grid, best, periods_per_year)
     optimal = best_ratio * market
 
-    now = _predict_at(model, base, asking[:, None])
-    at_opt = _predict_at(model, base, optimal[:, None])
-    around = _predict_at(model, base, np.c_[optimal * (1 + SENSITIVITY_STEP), optimal * (1 - SENSITIVITY_STEP)])
+    now = respond(asking[:, None])
+    at_opt = respond(optimal[:, None])
+    around = respond(np.c_[optimal * (1 + SENSITIVITY_STEP), optimal * (1 - SENSITIVITY_STEP)])
     optimal_revenue = optimal * at_opt[0][:, 0] * periods_per_year
     up = optimal * (1 + SENSITIVITY_STEP) * around[0][:, 0] * periods_per_year
     down = optimal * (1 - SENSITIVITY_STEP) * around[0][:, 1] * periods_per_year
@@ -145,6 +147,20 @@ def _current_asking(frame: pd.DataFrame, market: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(asking) & (asking > 0), asking, market)
 
 
+Response = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def _response(model: OccupancyPredictor, base: pd.DataFrame) -> Response:
+    """rents (units, k) -> occupancy and let probability (units, k), unit i asking rents[i, j] in column j.
+
+    From the model's own `price_response` when it has one (the units' features become model inputs
+    once for the whole search); else from `predict` on the units repeated at each rent.
+    """
+    respond = getattr(model, "price_response", None)
+    found = respond(base) if respond is not None else None
+    return found if found is not None else lambda rents: _predict_at(model, base, rents)
+
+
 def _predict_at(model: OccupancyPredictor, base: pd.DataFrame, rents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Occupancy and let probability, shape (units, k), with unit i asking rents[i, j] in column j."""
     n, k = rents.shape
@@ -160,14 +176,12 @@ def _predict_at(model: OccupancyPredictor, base: pd.DataFrame, rents: np.ndarray
     return occupancy.reshape(n, k), let_p.reshape(n, k)
 
 
-def _refine(
-    model: OccupancyPredictor, base: pd.DataFrame, market: np.ndarray, grid: np.ndarray, best: np.ndarray, periods: int
-) -> np.ndarray:
+def _refine(respond: Response, market: np.ndarray, grid: np.ndarray, best: np.ndarray, periods: int) -> np.ndarray:
     """Best ratio on a 21-point grid spanning the neighbours of each unit's coarse optimum."""
     low = grid[np.maximum(best - 1, 0)]
     high = grid[np.minimum(best + 1, len(grid) - 1)]
     fine = low[:, None] + (high - low)[:, None] * np.linspace(0.0, 1.0, 21)[None, :]
-    occupancy, _ = _predict_at(model, base, fine * market[:, None])
+    occupancy, _ = respond(fine * market[:, None])
     revenue = fine * market[:, None] * occupancy * periods
     return fine[np.arange(len(fine)), revenue.argmax(axis=1)]
 

@@ -215,6 +215,15 @@ class LoadedModel:
         self.check_schema(frame)
         return self.model.predict(frame, **kwargs)
 
+    def price_response(self, frame: pd.DataFrame) -> Any:
+        """The wrapped occupancy model's `price_response(frame)` after the schema check (the asking rent
+        is what the response varies, so it is not needed); None when the model has none."""
+        if not hasattr(self.model, "price_response"):
+            return None
+        schema = {column: kind for column, kind in self.feature_schema.items() if column != "asking_rent"}
+        check_frame(frame, schema, model=f"{self.name} {self.version}")
+        return self.model.price_response(frame)
+
 
 # --------------------------------------------------------------------------------------------------
 # Registering and promoting

@@ -40,9 +40,11 @@ def conform(frame: pd.DataFrame, schema: Mapping[str, str]) -> pd.DataFrame:
 
 def matches_kind(values: pd.Series, kind: str) -> bool:
     """Whether a column's dtype can stand for `kind` (all-missing columns always can)."""
-    if values.isna().all():
-        return True
-    dtype = values.dtype
+    return dtype_fits(values.dtype, kind) or bool(values.isna().all())
+
+
+def dtype_fits(dtype: object, kind: str) -> bool:
+    """Whether values of `dtype` can stand for `kind` (whatever they hold)."""
     if kind in ("float", "int", "bool"):
         return ptypes.is_numeric_dtype(dtype) or ptypes.is_bool_dtype(dtype)
     if kind == "datetime":
@@ -52,11 +54,12 @@ def matches_kind(values: pd.Series, kind: str) -> bool:
 
 def check_frame(frame: pd.DataFrame, schema: Mapping[str, str], *, model: str = "the model") -> None:
     """Raise `SchemaMismatch` naming every column of `schema` that `frame` lacks or types wrongly."""
-    missing = [column for column in schema if column not in frame.columns]
+    dtypes = dict(zip(frame.columns, frame.dtypes, strict=True))
+    missing = [column for column in schema if column not in dtypes]
     mistyped = {
-        column: f"expected {kind}, got {frame[column].dtype}"
+        column: f"expected {kind}, got {dtypes[column]}"
         for column, kind in schema.items()
-        if column in frame.columns and not matches_kind(frame[column], kind)
+        if column in dtypes and not dtype_fits(dtypes[column], kind) and not matches_kind(frame[column], kind)
     }
     if missing or mistyped:
         problems = (["missing columns: " + ", ".join(missing)] if missing else []) + (

@@ -486,6 +486,25 @@ def _complete_location(unit: Unit) -> None:
         unit.assume("longitude", round(lon, 5), f"median position of listings in {district}")
 
 
+def unit_row(features: Mapping[str, Any], schema: Mapping[str, str]) -> dict[str, Any]:
+    """The unit as a model input row (mapping) with every schema column, each value as `unit_frame`
+    types its column: for the models' pandas-free path (`predict_rows`), one unit's answer."""
+    row: dict[str, Any] = {}
+    for name, kind in schema.items():
+        value = features.get(name)
+        if value is None:
+            row[name] = None
+        elif kind in ("float", "int"):
+            row[name] = float(value)
+        elif kind == "datetime":
+            row[name] = pd.to_datetime(value, errors="coerce")
+        elif kind == "bool":
+            row[name] = value
+        else:
+            row[name] = str(value)
+    return row
+
+
 def unit_frame(features: Sequence[Mapping[str, Any]], schema: Mapping[str, str]) -> pd.DataFrame:
     """One typed row per unit with every schema column (missing values where not known)."""
     columns: dict[str, Any] = {}
@@ -565,13 +584,17 @@ def estimate_units(rent: LoadedModel, units: Sequence[Unit], level: float) -> li
     found = {k: v for k in keys if (v := _lookup(k)) is not None}
     missing = [i for i, k in enumerate(keys) if k not in found]
     if missing:
-        frame = units[missing[0]].frame(rent.feature_schema) if len(missing) == 1 else \
-            unit_frame([units[i].features for i in missing], rent.feature_schema)
-        predicted = rent.predict(frame, level=level)
-        for i, row in zip(missing, predicted.itertuples(index=False), strict=True):
-            confidence = float(row.confidence_score) if pd.notna(row.confidence_score) else None
-            found[keys[i]] = _remember(keys[i], Estimate(float(row.rent_estimate), float(row.rent_low),
-                                                         float(row.rent_high), confidence, level))
+        schema = rent.feature_schema
+        if hasattr(rent.model, "predict_rows"):  # no pandas for a few units: most of the time otherwise
+            predicted = rent.model.predict_rows([unit_row(units[i].features, schema) for i in missing], level=level)
+        else:
+            frame = unit_frame([units[i].features for i in missing], schema)
+            predicted = {k: v.to_numpy() for k, v in rent.predict(frame, level=level).items()}
+        for j, i in enumerate(missing):
+            confidence = float(predicted["confidence_score"][j])
+            found[keys[i]] = _remember(keys[i], Estimate(
+                float(predicted["rent_estimate"][j]), float(predicted["rent_low"][j]), float(predicted["rent_high"][j]),
+                None if math.isnan(confidence) else confidence, level))
     return [found[k] for k in keys]
 
 
@@ -637,7 +660,7 @@ def drivers_of(rent: LoadedModel, unit: Unit, top: int = TOP_DRIVERS) -> list[di
         return []
 
     def compute() -> list[dict[str, Any]]:
-        explained = model.explain(unit.frame(rent.feature_schema), top=top + 6)
+        explained = model.explain([unit_row(unit.features, rent.feature_schema)], top=top + 6)
         drivers = [d for d in explained.iloc[0]["drivers"] if d["driver"] != "city" and abs(d["amount"]) >= 0.5]
         return [{"driver": d["driver"], "amount": round(float(d["amount"]), 2), "currency": unit.market.currency}
                 for d in drivers[:top]]

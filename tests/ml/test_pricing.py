@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from insights.errors import InvalidInput
+from insights.ml import occupancy as occupancy_module
 from insights.ml import pricing
 from insights.ml.occupancy import OccupancyModel
 from insights.ml.pricing import DEFAULT_RATIOS, price_units, revenue_curve
@@ -74,13 +75,53 @@ def test_occupancy_is_reported_at_the_asking_rent_or_the_market_rent(model: Occu
     assert table["basis"].str.startswith("lease-up").all()
 
 
-def test_batch_is_chunked_without_changing_results(model: OccupancyModel, monkeypatch: pytest.MonkeyPatch) -> None:
+class PredictOnly:
+    """A model seen only through `predict`: pricing then repeats the units at each rent itself."""
+
+    def __init__(self, model: OccupancyModel) -> None:
+        self.model = model
+        self.basis = model.basis
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return self.model.predict(frame)
+
+
+@pytest.fixture(scope="module")
+def tree_model() -> OccupancyModel:
+    return OccupancyModel(engine="lightgbm", lightgbm_params={"n_estimators": 40}).fit(
+        simulate_spells(3000, slope=-8.0), lease_days=365.0)
+
+
+@pytest.mark.parametrize("engine", ["logistic", "lightgbm"])
+def test_the_models_price_response_gives_what_predict_gives(engine: str, model: OccupancyModel,
+                                                             tree_model: OccupancyModel) -> None:
+    chosen = model if engine == "logistic" else tree_model
+    units = random_units(25, seed=11).set_axis([f"unit-{i}" for i in range(25)])
+    units = units.assign(asking_rent=units["market_rent"] * np.linspace(0.8, 1.3, 25))
+    fast = price_units(chosen, units, with_curves=True)
+    slow = price_units(PredictOnly(chosen), units, with_curves=True)
+    pd.testing.assert_frame_equal(fast.units, slow.units, rtol=1e-9)
+    pd.testing.assert_frame_equal(fast.curves, slow.curves, rtol=1e-9)
+    respond = chosen.price_response(units.drop(columns="asking_rent"))
+    occupancy, let_p = respond(units[["asking_rent"]].to_numpy())
+    predicted = chosen.predict(units)
+    assert np.allclose(occupancy[:, 0], predicted["expected_occupancy"], rtol=1e-9)
+    assert np.allclose(let_p[:, 0], predicted["let_probability_30d"], rtol=1e-9)
+    with pytest.raises(InvalidInput):
+        respond(np.zeros((25, 1)))
+
+
+def test_batch_is_chunked_without_changing_results(model: OccupancyModel, tree_model: OccupancyModel,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     units = random_units(40, seed=3).set_axis([f"unit-{i}" for i in range(40)])
-    whole = price_units(model, units).units
+    whole = price_units(PredictOnly(model), units).units
+    trees = price_units(tree_model, units).units
     monkeypatch.setattr(pricing, "CHUNK_ROWS", 100)
-    chunked = price_units(model, units).units
+    monkeypatch.setattr(occupancy_module, "PREDICT_CHUNK_ROWS", 100)
+    chunked = price_units(PredictOnly(model), units).units
     pd.testing.assert_frame_equal(whole, chunked)
     assert list(chunked.index) == list(units.index)
+    pd.testing.assert_frame_equal(trees, price_units(tree_model, units).units)
 
 
 def test_revenue_curve_of_one_unit(model: OccupancyModel) -> None:

@@ -129,3 +129,26 @@ def test_a_growing_market_is_extrapolated(market) -> None:
     # Per city, the linear trend keeps the bias small (measured 2.1% mean; 3.4% without the trend).
     per_city = pd.Series(np.log(ratio)).groupby(listings["city"][later].to_numpy()).median()
     assert per_city.abs().mean() < 0.03
+
+
+def test_rows_give_what_the_frame_gives(model: RentModel, test_rows: pd.DataFrame) -> None:
+    """`predict_rows` and `explain` on mappings (the query answers' path) equal the frame path, with
+    missing values, an unseen city and district, a missing category and no date among the rows."""
+    frame = test_rows.head(40).copy()
+    frame.loc[0, "city"] = "Atlantis"
+    frame.loc[1, "district"] = "Nowhere"
+    frame.loc[2, ["size_sqm", "latitude", "longitude"]] = np.nan
+    frame.loc[3, "listed_at"] = pd.NaT
+    frame.loc[4, "property_type"] = None
+    rows = frame.to_dict("records")
+    expected = model.predict(frame)
+    got = model.predict_rows(rows)
+    for column in expected.columns:
+        np.testing.assert_allclose(got[column], expected[column].to_numpy(), rtol=1e-12, equal_nan=True)
+    one = model.predict_rows([rows[5]])  # as an answer asks: one unit
+    assert one["rent_estimate"][0] == pytest.approx(expected["rent_estimate"].iloc[5], rel=1e-12)
+    pd.testing.assert_frame_equal(model.explain(rows, top=4), model.explain(frame, top=4).reset_index(drop=True))
+    with pytest.raises(SchemaMismatch, match="missing columns"):
+        model.predict_rows([{"city": "Berlin"}])
+    with pytest.raises(SchemaMismatch, match="size_sqm"):
+        model.predict_rows([{**rows[6], "size_sqm": "large"}])

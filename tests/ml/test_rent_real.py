@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from insights.data.load import load_preset
 from insights.ml.metrics import city_median_baseline, evaluate, mdape
 from insights.ml.rent import RentModel
@@ -23,3 +25,9 @@ def test_munich_train_and_predict(shared_data: Path) -> None:
     assert "district_encoded" in model.metrics["features"]  # ~300 districts: target-encoded out of fold
     explained = model.explain(test.head(5), top=2)
     assert explained["explanation"].str.contains("EUR").all()
+    # The answers' path (rows as mappings, no pandas) gives the same figures on real rows.
+    rows = test.head(60)
+    got = model.predict_rows(rows.to_dict("records"))
+    expected = model.predict(rows)
+    for column in expected.columns:
+        np.testing.assert_allclose(got[column], expected[column].to_numpy(), rtol=1e-12, equal_nan=True)
