@@ -141,7 +141,7 @@ def months(data: Inputs, column: str) -> tuple[np.ndarray, np.ndarray]:
     """(fractional months since 2000-01-01, month of year) of a date column; NaN where missing."""
     if not isinstance(data, Rows):
         dates = pd.to_datetime(data[column], errors="coerce")
-        return months_since_origin(data[column]), dates.dt.month.to_numpy(dtype=float, na_value=np.nan)
+        return months_since_origin(dates), dates.dt.month.to_numpy(dtype=float, na_value=np.nan)
     since, month = np.full(len(data), np.nan), np.full(len(data), np.nan)
     for i, row in enumerate(data.rows):
         value = row.get(column)

@@ -38,13 +38,9 @@ def conform(frame: pd.DataFrame, schema: Mapping[str, str]) -> pd.DataFrame:
     return pd.concat([frame, added], axis=1)
 
 
-def matches_kind(values: pd.Series, kind: str) -> bool:
-    """Whether a column's dtype can stand for `kind` (all-missing columns always can)."""
-    return dtype_fits(values.dtype, kind) or bool(values.isna().all())
-
-
 def dtype_fits(dtype: object, kind: str) -> bool:
-    """Whether values of `dtype` can stand for `kind` (whatever they hold)."""
+    """Whether values of `dtype` can stand for `kind` (whatever they hold; an all-missing column of any
+    dtype also can, which `check_frame` looks at only when the dtype does not fit)."""
     if kind in ("float", "int", "bool"):
         return ptypes.is_numeric_dtype(dtype) or ptypes.is_bool_dtype(dtype)
     if kind == "datetime":
@@ -59,7 +55,7 @@ def check_frame(frame: pd.DataFrame, schema: Mapping[str, str], *, model: str = 
     mistyped = {
         column: f"expected {kind}, got {dtypes[column]}"
         for column, kind in schema.items()
-        if column in dtypes and not dtype_fits(dtypes[column], kind) and not matches_kind(frame[column], kind)
+        if column in dtypes and not dtype_fits(dtypes[column], kind) and not frame[column].isna().all()
     }
     if missing or mistyped:
         problems = (["missing columns: " + ", ".join(missing)] if missing else []) + (

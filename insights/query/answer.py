@@ -487,19 +487,18 @@ def _complete_location(unit: Unit) -> None:
 
 
 def unit_row(features: Mapping[str, Any], schema: Mapping[str, str]) -> dict[str, Any]:
-    """The unit as a model input row (mapping) with every schema column, each value as `unit_frame`
-    types its column: for the models' pandas-free path (`predict_rows`), one unit's answer."""
+    """The unit as one model input row (mapping) with every schema column, typed by the schema's kind
+    (None where not known): what the models' pandas-free path (`predict_rows`) reads, and what
+    `unit_frame` puts in its columns."""
     row: dict[str, Any] = {}
     for name, kind in schema.items():
         value = features.get(name)
-        if value is None:
-            row[name] = None
+        if value is None or kind == "bool":
+            row[name] = value
         elif kind in ("float", "int"):
             row[name] = float(value)
         elif kind == "datetime":
             row[name] = pd.to_datetime(value, errors="coerce")
-        elif kind == "bool":
-            row[name] = value
         else:
             row[name] = str(value)
     return row
@@ -507,17 +506,18 @@ def unit_row(features: Mapping[str, Any], schema: Mapping[str, str]) -> dict[str
 
 def unit_frame(features: Sequence[Mapping[str, Any]], schema: Mapping[str, str]) -> pd.DataFrame:
     """One typed row per unit with every schema column (missing values where not known)."""
+    rows = [unit_row(unit, schema) for unit in features]
     columns: dict[str, Any] = {}
     for name, kind in schema.items():
-        values = [row.get(name) for row in features]
+        values = [row[name] for row in rows]
         if kind in ("float", "int"):
-            columns[name] = np.array([np.nan if v is None else float(v) for v in values], dtype=float)
+            columns[name] = np.array([np.nan if v is None else v for v in values], dtype=float)
         elif kind == "bool":
             columns[name] = pd.array(values, dtype="boolean")
         elif kind == "datetime":
             columns[name] = pd.to_datetime(pd.Series(values, dtype=object), errors="coerce").astype("datetime64[ns]").to_numpy()
         else:
-            columns[name] = pd.array([None if v is None else str(v) for v in values], dtype="string")
+            columns[name] = pd.array(values, dtype="string")
     return conform(pd.DataFrame(columns), schema)
 
 
