@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import redis
+from redis import asyncio as aioredis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -48,6 +49,11 @@ class Runtime:
         self.engine.dispose()
         if self.embedded_redis is not None:
             self.embedded_redis.stop()
+
+
+def async_redis_client(url: str) -> aioredis.Redis:
+    """An asyncio client with the same timeouts as `redis_client` (for the API's event loop)."""
+    return aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30)
 
 
 def redis_client(url: str) -> redis.Redis:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -29,6 +30,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         try:
             yield
         finally:
+            if getattr(app.state, "async_redis_loop", None) is asyncio.get_running_loop():
+                await app.state.async_redis.aclose()
             app.state.intake.close()
             if owned:
                 app.state.runtime.close()

@@ -7,13 +7,16 @@ generator waiting for a thread. Routes open `runtime.session_factory()` in their
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 import redis
 from fastapi import Depends, Request
+from redis import asyncio as aioredis
+from starlette.concurrency import run_in_threadpool
 
 from insights.config import Settings
-from insights.runtime import Runtime
+from insights.runtime import Runtime, async_redis_client
 from insights.errors import RateLimited, ServiceUnavailable
 from insights.services import keys, ratelimit
 from insights.services.keys import Principal, require
@@ -52,6 +55,11 @@ def authenticate_request(request: Request, runtime: RuntimeDep) -> Principal:
         decision = ratelimit.check(runtime.redis, key_id=principal.key_prefix, plan=principal.plan)
     except redis.RedisError as exc:
         raise ServiceUnavailable("rate limiter unavailable (Redis cannot be reached)") from exc
+    return _admitted(request, principal, decision)
+
+
+def _admitted(request: Request, principal: Principal, decision: ratelimit.RateDecision) -> Principal:
+    """The caller, once its rate-limit decision is recorded for the response; `RateLimited` when denied."""
     # The rate-limit middleware copies these onto the response, whatever it turns out to be.
     request.scope.setdefault("state", {})["rate_limit_headers"] = decision.headers()
     if not decision.allowed:
@@ -68,6 +76,35 @@ def authorize(request: Request, runtime: Runtime, permission: str) -> Principal:
     principal = authenticate_request(request, runtime)
     require(principal, permission)
     return principal
+
+
+async def authorize_async(request: Request, runtime: Runtime, permission: str) -> Principal:
+    """`authorize` on the event loop, for the hot path (`POST /ai/query`): a key verified within the
+    cache's TTL costs no I/O, and the rate-limit token comes from the asyncio Redis client; only a
+    key not verified recently is looked up in the database, in the thread pool."""
+    cache: keys.VerifiedKeyCache = request.app.state.key_cache
+    secret, header = runtime.settings.resolved_secret(), request.headers.get("authorization")
+    principal = cache.cached(secret=secret, authorization_header=header)
+    if principal is None:
+        principal = await run_in_threadpool(cache.authenticate, runtime.session_factory, secret=secret,
+                                            authorization_header=header)
+    try:
+        decision = await ratelimit.check_async(async_redis(request, runtime), key_id=principal.key_prefix, plan=principal.plan)
+    except redis.RedisError as exc:
+        raise ServiceUnavailable("rate limiter unavailable (Redis cannot be reached)") from exc
+    require(_admitted(request, principal, decision), permission)
+    return principal
+
+
+def async_redis(request: Request, runtime: Runtime) -> aioredis.Redis:
+    """The app's asyncio Redis client for the running event loop and the runtime's Redis URL (made on
+    first use in each loop: a test client may run requests on loops of its own)."""
+    state = request.app.state
+    loop = asyncio.get_running_loop()
+    if getattr(state, "async_redis_loop", None) is not loop or state.async_redis_url != runtime.redis_url:
+        state.async_redis = async_redis_client(runtime.redis_url)
+        state.async_redis_loop, state.async_redis_url = loop, runtime.redis_url
+    return state.async_redis
 
 
 def requires(permission: str):  # type: ignore[no-untyped-def]

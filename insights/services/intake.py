@@ -21,7 +21,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import redis
-from sqlalchemy import insert, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from insights import defaults
@@ -117,8 +117,8 @@ class QueryIntake:
         now = utcnow()
         rows = [{"id": query_id, "account_id": s.account_id, "text": s.text, "webhook_url": s.webhook_url,
                  "status": "queued", "attempts": 0, "created_at": now} for s, query_id in zip(group, ids, strict=True)]
-        with self.session_factory.begin() as session:
-            session.execute(insert(QueryRecord), rows)
+        with self.session_factory.begin() as session:  # Core insert: the ORM's bulk path costs half as much again
+            session.connection().execute(QueryRecord.__table__.insert(), rows)
 
     def _mark_waiting(self, ids: list[str]) -> None:
         try:

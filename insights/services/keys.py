@@ -326,13 +326,17 @@ class VerifiedKeyCache:
         self._entries: dict[str, tuple[float, Principal]] = {}
         self._lock = threading.Lock()
 
+    def cached(self, *, secret: str, authorization_header: str | None) -> Principal | None:
+        """The principal of a key verified within `ttl` seconds, else None (no I/O: safe on the event loop)."""
+        return self._fresh(hash_key(secret, authorization_header or ""))
+
     def authenticate(self, session_factory: Callable[[], Session], *, secret: str, authorization_header: str | None) -> Principal:
         """Like `authenticate`, answered from the cache when the same key was verified within `ttl` seconds."""
         digest = hash_key(secret, authorization_header or "")
+        found = self._fresh(digest)
+        if found is not None:
+            return found
         now = time.monotonic()
-        hit = self._entries.get(digest)
-        if hit is not None and now - hit[0] < self.ttl:
-            return hit[1]
         with session_factory() as session:
             principal = authenticate(session, secret=secret, authorization_header=authorization_header)
         with self._lock:
@@ -340,3 +344,7 @@ class VerifiedKeyCache:
                 self._entries.clear()  # rare: bounded memory beats an LRU's bookkeeping on the hot path
             self._entries[digest] = (now, principal)
         return principal
+
+    def _fresh(self, digest: str) -> Principal | None:
+        hit = self._entries.get(digest)
+        return hit[1] if hit is not None and time.monotonic() - hit[0] < self.ttl else None

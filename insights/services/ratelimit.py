@@ -35,6 +35,7 @@ import hashlib
 from dataclasses import dataclass
 
 import redis as redis_lib
+from redis import asyncio as aioredis
 
 from insights.errors import InvalidInput, RateLimited, ServiceUnavailable
 
@@ -161,8 +162,29 @@ def enforce(redis: redis_lib.Redis, *, key_id: str, plan: str) -> RateDecision:
 
 def take(redis: redis_lib.Redis, *, key_id: str, limit: PlanLimit, cost: int = 1) -> RateDecision:
     """Atomically take `cost` tokens from `key_id`'s bucket with explicit limits (tests, tooling)."""
-    args = (limit.burst, repr(limit.per_second), cost)
-    allowed, remaining, now_us, until_full_us, until_enough_us = _run_script(redis, bucket_key(key_id), args)
+    return _decision(_run_script(redis, bucket_key(key_id), _script_args(limit, cost)), limit)
+
+
+async def check_async(redis: aioredis.Redis, *, key_id: str, plan: str) -> RateDecision:
+    """`check` on an asyncio Redis client: the API's hot path takes its token without a thread hop."""
+    limit = plan_limit(plan)
+    key, args = bucket_key(key_id), _script_args(limit, 1)
+    try:
+        try:
+            result = await redis.evalsha(_SHA, 1, key, *args)
+        except redis_lib.exceptions.NoScriptError:
+            result = await redis.eval(_SCRIPT, 1, key, *args)
+    except (redis_lib.exceptions.ConnectionError, redis_lib.exceptions.TimeoutError) as exc:
+        raise ServiceUnavailable("rate limiter unavailable: Redis cannot be reached") from exc
+    return _decision(result, limit)
+
+
+def _script_args(limit: PlanLimit, cost: int) -> tuple[int, str, int]:
+    return (limit.burst, repr(limit.per_second), cost)
+
+
+def _decision(result: list[int], limit: PlanLimit) -> RateDecision:
+    allowed, remaining, now_us, until_full_us, until_enough_us = result
     return RateDecision(
         allowed=bool(allowed),
         limit=limit.per_minute,

@@ -82,10 +82,13 @@ def test_redis_down_answers_503_with_retry_after(runtime, client, session, setti
     key = make_key(session, settings)
     from insights.runtime import redis_client
 
-    runtime._redis = redis_client("redis://127.0.0.1:1/0")
+    # Down for both clients: the rate limiter's (asyncio) and the intake's.
+    runtime.redis_url = "redis://127.0.0.1:1/0"
+    runtime._redis = redis_client(runtime.redis_url)
     response = client.post("/ai/query", json=QUESTION, headers=key.headers)
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "server_error"
+    assert "rate limiter unavailable" in response.json()["error"]["message"]
     assert int(response.headers["Retry-After"]) >= 1
 
 

@@ -142,3 +142,40 @@ def test_real_plan_under_concurrency(redis_client: redis.Redis, redis_url: str) 
     elapsed = time.monotonic() - started
     allowed = sum(r.allowed for r in results)
     assert 150 <= allowed <= 150 + math.ceil(elapsed * 100 / 60)
+
+
+def test_the_async_check_takes_from_the_same_bucket(redis_client: redis.Redis, redis_url: str) -> None:
+    """The API's asyncio path and the blocking path share buckets, the script and its fallback."""
+    import asyncio
+
+    from redis import asyncio as aioredis
+
+    from insights.errors import ServiceUnavailable
+
+    async def run() -> list[ratelimit.RateDecision]:
+        client = aioredis.Redis.from_url(redis_url)
+        try:
+            redis_client.script_flush()  # the first async call falls back to EVAL
+            decisions = [await ratelimit.check_async(client, key_id="mixed", plan="standard") for _ in range(3)]
+            redis_client.hset(ratelimit.bucket_key("mixed"), mapping={"tokens": 0, "ts_us": server_micros(redis_client)})
+            decisions.append(await ratelimit.check_async(client, key_id="mixed", plan="standard"))
+            return decisions
+        finally:
+            await client.aclose()
+
+    first = ratelimit.check(redis_client, key_id="mixed", plan="standard")
+    decisions = asyncio.run(run())
+    assert [d.remaining for d in decisions[:3]] == [first.remaining - 1, first.remaining - 2, first.remaining - 3]
+    assert decisions[3].allowed is False and decisions[3].retry_after >= 1
+    assert decisions[3].headers()["X-RateLimit-Remaining"] == "0"
+    assert decisions[3].headers()["Retry-After"] == str(decisions[3].retry_after)
+
+    async def unreachable() -> None:
+        client = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
+        try:
+            await ratelimit.check_async(client, key_id="down", plan="standard")
+        finally:
+            await client.aclose()
+
+    with pytest.raises(ServiceUnavailable):
+        asyncio.run(unreachable())
