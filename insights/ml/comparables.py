@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.neighbors import NearestNeighbors
 
-from insights.ml.features import KM_PER_DEGREE, as_float
+from insights.ml.features import KM_PER_DEGREE, Inputs, as_float, numbers, texts
 
 SIMILARITY_FEATURES: tuple[str, ...] = ("size_sqm", "rooms", "bedrooms", "bathrooms", "year_built", "floor", "latitude", "longitude")
 #: What a comparable shows; kept as a compact copy of the training rows (the positions also let answers
@@ -41,11 +41,11 @@ class ComparablesIndex:
 
     cos_lat: float = 1.0
 
-    def _matrix(self, frame: pd.DataFrame) -> np.ndarray:
+    def _matrix(self, frame: Inputs) -> np.ndarray:
         """Similarity features as floats; positions in km so east-west and north-south compare."""
         columns = []
         for column in self.features:
-            values = as_float(frame[column]) if column in frame.columns else np.full(len(frame), np.nan)
+            values = numbers(frame, column)
             if column == "latitude":
                 values = values * KM_PER_DEGREE
             elif column == "longitude":
@@ -83,13 +83,14 @@ class ComparablesIndex:
             self.cities[str(name)] = _CityIndex(mean, scale, NearestNeighbors().fit(standard), rows)
         return self
 
-    def query(self, frame: pd.DataFrame, k: int = 5) -> pd.DataFrame:
+    def query(self, frame: Inputs, k: int = 5) -> pd.DataFrame:
         """Long frame: one row per (query row, rank) with the comparable's shown columns and distance.
 
-        `query_row` is the query's position in `frame`; cities without training rows yield nothing.
+        `query_row` is the query's position in `frame` (a frame or `Rows`); cities without training
+        rows yield nothing.
         """
         matrix = self._matrix(frame) if len(frame) else np.zeros((0, len(self.features)))
-        cities = frame["city"].astype("string").fillna("").to_numpy()
+        cities = np.array([city or "" for city in texts(frame, "city")], dtype=object)
         parts = []
         for name in pd.unique(cities):
             index = self.cities.get(str(name))
@@ -106,4 +107,6 @@ class ComparablesIndex:
             parts.append(picked)
         if not parts:
             return pd.DataFrame(columns=["query_row", "rank", *self.table.columns, "distance"])
+        if len(parts) == 1:  # one city: already in (query_row, rank) order
+            return parts[0]
         return pd.concat(parts, ignore_index=True).sort_values(["query_row", "rank"], ignore_index=True)

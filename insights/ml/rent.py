@@ -244,9 +244,11 @@ class RentModel:
                                  details={"missing": missing, "mistyped": {}, "expected": self.feature_schema})
         return data
 
-    def comparables(self, frame: pd.DataFrame, k: int = 5) -> pd.DataFrame:
-        """The k most similar training listings of the same city for each row (long format, `query_row` = position)."""
-        return self._require().comparables.query(frame, k)
+    def comparables(self, frame: pd.DataFrame | Sequence[Mapping[str, Any]], k: int = 5) -> pd.DataFrame:
+        """The k most similar training listings of the same city for each row of a frame or of rows
+        (mappings, see `features.Rows`); long format, `query_row` = position."""
+        fitted = self._require()
+        return fitted.comparables.query(frame if isinstance(frame, pd.DataFrame) else self._rows(frame), k)
 
     def explain(self, frame: pd.DataFrame | Sequence[Mapping[str, Any]], top: int = 3) -> pd.DataFrame:
         """Per row: baseline rent (a typical listing of the city and month), the `top` drivers with

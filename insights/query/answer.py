@@ -608,7 +608,7 @@ def comparables_of(rent: LoadedModel, unit: Unit, summary: MarketSummary, k: int
     model = rent.model
     located = unit.features.get("latitude") is not None and unit.features.get("longitude") is not None
     if located and hasattr(model, "comparables"):
-        compute = lambda: model.comparables(unit.frame(rent.feature_schema), k)  # noqa: E731
+        compute = lambda: model.comparables([unit_row(unit.features, rent.feature_schema)], k)  # noqa: E731
     else:
         compute = lambda: _district_comparables(summary.listings, unit, k)  # noqa: E731
 

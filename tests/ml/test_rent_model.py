@@ -148,6 +148,11 @@ def test_rows_give_what_the_frame_gives(model: RentModel, test_rows: pd.DataFram
     one = model.predict_rows([rows[5]])  # as an answer asks: one unit
     assert one["rent_estimate"][0] == pytest.approx(expected["rent_estimate"].iloc[5], rel=1e-12)
     pd.testing.assert_frame_equal(model.explain(rows, top=4), model.explain(frame, top=4).reset_index(drop=True))
+    pd.testing.assert_frame_equal(model.comparables(rows, k=3), model.comparables(frame, k=3))
+    one_city = frame[frame["city"] == frame["city"].iloc[6]]
+    alone = model.comparables(one_city.to_dict("records"), k=3)  # one city: returned without re-sorting
+    pd.testing.assert_frame_equal(alone, alone.sort_values(["query_row", "rank"], ignore_index=True))
+    pd.testing.assert_frame_equal(alone, model.comparables(one_city, k=3))
     with pytest.raises(SchemaMismatch, match="missing columns"):
         model.predict_rows([{"city": "Berlin"}])
     with pytest.raises(SchemaMismatch, match="size_sqm"):
