@@ -162,14 +162,24 @@ class _Scan:
     known: Container[str]
     shouting: bool
     fuzzy_left: int = MAX_FUZZY_LOOKUPS
+    _joins: list[bool] = field(init=False, repr=False)
+    _keys: dict[tuple[int, int], str] = field(init=False, repr=False)
 
     def common(self, key: str) -> bool:
         """True for English and caller-known words, which are places only in context."""
         return key in PLACE_WORDS or key in self.known
 
+    def __post_init__(self) -> None:
+        # Each gap between neighbouring words is checked once; keys are built once per span.
+        self._joins = [bool(_NAME_JOINER.match(self.text[a.end : b.start])) for a, b in pairwise(self.words)]
+        self._keys = {}
+
     def key(self, i: int, n: int) -> str:
         """Folded words i..i+n-1 joined by spaces (an index key)."""
-        return " ".join(w.folded for w in self.words[i : i + n])
+        found = self._keys.get((i, n))
+        if found is None:
+            found = self._keys[(i, n)] = " ".join(w.folded for w in self.words[i : i + n])
+        return found
 
     def folded_at(self, i: int) -> str | None:
         """Folded word i, or None outside the question."""
@@ -177,8 +187,7 @@ class _Scan:
 
     def joined(self, i: int, n: int) -> bool:
         """True when words i..i+n-1 are separated only by spaces, hyphens, dots or apostrophes."""
-        span = self.words[i : i + n]
-        return all(_NAME_JOINER.match(self.text[a.end : b.start]) for a, b in pairwise(span))
+        return all(self._joins[i : i + n - 1])
 
     def at_sentence_start(self, i: int) -> bool:
         """True for the first word of the question or of a sentence in it."""
@@ -380,6 +389,8 @@ class Gazetteer:
 
     def _exact(self, scan: _Scan, i: int, n: int) -> PlaceMatch | None:
         key = scan.key(i, n)
+        if key not in self._index and key not in self._countries and key not in self._states:
+            return None
         start, end = scan.words[i].start, scan.words[i + n - 1].end
         found = scan.text[start:end]
         country = self._countries.get(key)
