@@ -110,6 +110,9 @@ class Settings(BaseSettings):
         if self.secret_key:
             return self.secret_key
         path = self.var_dir / "secret.key"
+        known = _FILE_SECRETS.get(path)
+        if known is not None:  # read once per process: every authenticated request asks for it
+            return known
         if not path.exists():
             self.var_dir.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
@@ -120,7 +123,12 @@ class Settings(BaseSettings):
             except FileExistsError:
                 pass
             tmp.unlink(missing_ok=True)
-        return path.read_text().strip()
+        _FILE_SECRETS[path] = value = path.read_text().strip()
+        return value
+
+
+#: Secrets read from `var/secret.key`, per path (the file is written once and never changes).
+_FILE_SECRETS: dict[Path, str] = {}
 
 
 @lru_cache(maxsize=1)
