@@ -47,6 +47,7 @@ from scipy.optimize import minimize
 from scipy.special import expit
 
 from insights.errors import InvalidInput, SchemaMismatch
+from insights.ml.features import Inputs, months, numbers, texts
 
 #: Days in the let-within window the lease-up model predicts.
 HORIZON_DAYS = 30
@@ -326,28 +327,28 @@ def _clean_calendar(calendar: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------------
 
 
-def log_price_ratio(frame: pd.DataFrame) -> np.ndarray:
-    """log(asking_rent / market_rent) per row; both must be positive numbers."""
+def log_price_ratio(frame: Inputs) -> np.ndarray:
+    """log(asking_rent / market_rent) per row (of a frame or `Rows`); both must be positive numbers."""
     for column in ("asking_rent", "market_rent"):
         if column not in frame.columns:
             raise SchemaMismatch(f"occupancy input lacks column {column!r}", details={"missing": [column]})
-    asking = pd.to_numeric(frame["asking_rent"], errors="coerce").to_numpy(dtype=float)
-    market = pd.to_numeric(frame["market_rent"], errors="coerce").to_numpy(dtype=float)
+    asking, market = numbers(frame, "asking_rent"), numbers(frame, "market_rent")
     bad = ~(np.isfinite(asking) & np.isfinite(market) & (asking > 0) & (market > 0))
     if bad.any():
+        first = np.flatnonzero(bad)[0]
         raise InvalidInput(
             "asking_rent and market_rent must be positive numbers",
-            details={"bad_rows": int(bad.sum()), "first_bad_index": str(frame.index[np.flatnonzero(bad)[0]])},
+            details={"bad_rows": int(bad.sum()), "first_bad_index": str(frame.index[first] if isinstance(frame, pd.DataFrame) else first)},
         )
     return np.log(asking / market)
 
 
-def month_of(frame: pd.DataFrame) -> np.ndarray:
-    """Month (1..12) per row, from `month` or else `date`."""
+def month_of(frame: Inputs) -> np.ndarray:
+    """Month (1..12) per row (of a frame or `Rows`), from `month` or else `date`."""
     if "month" in frame.columns:
-        month = pd.to_numeric(frame["month"], errors="coerce").to_numpy(dtype=float)
+        month = numbers(frame, "month")
     elif "date" in frame.columns:
-        month = pd.to_datetime(frame["date"], errors="coerce").dt.month.to_numpy(dtype=float)
+        month = months(frame, "date")[1]
     else:
         raise SchemaMismatch("occupancy input needs a 'month' (1-12) or a 'date' column", details={"missing": ["month"]})
     if not np.all(np.isin(month, np.arange(1, 13))):
@@ -384,12 +385,12 @@ class _Design:
             names += [f"{column}={level}" for level in levels] + [f"{column}=<other>"]
         return names + list(self.numeric)
 
-    def matrix(self, frame: pd.DataFrame, price: np.ndarray | None = None) -> np.ndarray:
+    def matrix(self, frame: Inputs, price: np.ndarray | None = None) -> np.ndarray:
         """The logistic engine's inputs; `price` (log price ratios) stands in for the frame's rents when given."""
         price = log_price_ratio(frame) if price is None else price
         blocks = [price[:, None], _one_hot(month_of(frame), list(range(1, 13)))]
         for column, levels in self.categorical.items():
-            values = frame[column].astype("string").fillna("<missing>").to_numpy()
+            values = np.array(["<missing>" if value is None else value for value in texts(frame, column)], dtype=object)
             block = _one_hot(values, levels)
             blocks.append(np.hstack([block, (block.sum(axis=1) == 0)[:, None].astype(float)]))
         for column, (median, mean, std) in self.numeric.items():
@@ -397,20 +398,22 @@ class _Design:
             blocks.append(((np.where(np.isfinite(values), values, median) - mean) / std)[:, None])
         return np.hstack(blocks)
 
-    def frame(self, frame: pd.DataFrame, price: np.ndarray | None = None) -> pd.DataFrame:
+    def frame(self, frame: Inputs, price: np.ndarray | None = None) -> pd.DataFrame:
         """The same inputs as a frame for tree engines (categories kept as pandas categoricals)."""
         price = log_price_ratio(frame) if price is None else price
-        out = pd.DataFrame({"log_price_ratio": price, "month": month_of(frame)}, index=frame.index)
+        index = frame.index if isinstance(frame, pd.DataFrame) else pd.RangeIndex(len(frame))
+        out = pd.DataFrame({"log_price_ratio": price, "month": month_of(frame)}, index=index)
         for column, levels in self.categorical.items():
-            values = frame[column].astype("string").where(frame[column].astype("string").isin(levels), "<other>")
-            out[column] = pd.Categorical(values.fillna("<other>"), categories=levels + ["<other>"])
+            known = set(levels)
+            values = [value if value in known else "<other>" for value in texts(frame, column)]
+            out[column] = pd.Categorical(values, categories=levels + ["<other>"])
         for column in self.numeric:
             out[column] = _numeric_feature(frame, column)
         return out
 
 
-def _numeric_feature(frame: pd.DataFrame, column: str) -> np.ndarray:
-    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
+def _numeric_feature(frame: Inputs, column: str) -> np.ndarray:
+    values = numbers(frame, column)
     # Sizes are skewed: a log makes one extra sqm matter less in a large flat than in a studio.
     return np.log1p(values) if column == "size_sqm" else values
 
@@ -579,7 +582,7 @@ class OccupancyModel:
 
     # -- prediction ---------------------------------------------------------------------------------
 
-    def predict_probability(self, frame: pd.DataFrame) -> np.ndarray:
+    def predict_probability(self, frame: Inputs) -> np.ndarray:
         """The model's raw probability per row: P(let within 30 days), or the monthly occupancy proxy."""
         design = self._require_fitted()
         self.check_schema(frame)
@@ -587,25 +590,27 @@ class OccupancyModel:
             return expit(self._intercept + design.matrix(frame) @ self._coef)
         return np.clip(self._booster.predict(design.frame(frame)), 0.0, 1.0)
 
-    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Per row: `log_price_ratio`, `let_probability_30d`, `expected_vacancy_days`, `expected_occupancy`, `basis`."""
+    def predict(self, frame: Inputs) -> pd.DataFrame:
+        """Per row of a frame or `Rows`: `log_price_ratio`, `let_probability_30d`, `expected_vacancy_days`,
+        `expected_occupancy`, `basis`."""
         let_probability, vacancy, occupancy = self._outcomes(self.predict_probability(frame), self._lease_days(frame))
-        out = pd.DataFrame({"log_price_ratio": log_price_ratio(frame)}, index=frame.index)
+        index = frame.index if isinstance(frame, pd.DataFrame) else pd.RangeIndex(len(frame))
+        out = pd.DataFrame({"log_price_ratio": log_price_ratio(frame)}, index=index)
         out["let_probability_30d"] = let_probability
         out["expected_vacancy_days"] = vacancy
         out["expected_occupancy"] = occupancy
         out["basis"] = pd.Categorical([self.basis] * len(out))
         return out
 
-    def price_response(self, frame: pd.DataFrame) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
-        """For the units of `frame` (features, `market_rent`, `month` or `date`; `asking_rent` is not
+    def price_response(self, frame: Inputs) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        """For the units of `frame` (a frame or `Rows`: features, `market_rent`, `month` or `date`; `asking_rent` is not
         read), a function from asking rents (one row per unit, any number of columns) to expected
         occupancy and let probability of the same shape: what `predict` gives for each unit at each
         rent, with the units' features turned into model inputs once rather than once per rent (a
         pricing search asks each unit at about a hundred rents in five rounds)."""
         design = self._require_fitted()
         self.check_schema(frame, ignore=("asking_rent",))
-        market = pd.to_numeric(frame["market_rent"], errors="coerce").to_numpy(dtype=float)
+        market = numbers(frame, "market_rent")
         if not np.all(np.isfinite(market) & (market > 0)):
             raise InvalidInput("market_rent must be a positive number on every row")
         lease = self._lease_days(frame)
@@ -648,12 +653,11 @@ class OccupancyModel:
         vacancy = 1.0 / np.expm1(hazard)
         return probability, vacancy, lease / (lease + vacancy)
 
-    def _lease_days(self, frame: pd.DataFrame) -> np.ndarray:
+    def _lease_days(self, frame: Inputs) -> np.ndarray:
         if not self.lease_days_ or "city" not in frame.columns:
             return np.full(len(frame), self.default_lease_days_)
         default, known = self.default_lease_days_, self.lease_days_
-        cities = frame["city"].astype("string").tolist()
-        return np.array([default if city is pd.NA else known.get(city, default) for city in cities], dtype=float)
+        return np.array([default if city is None else known.get(city, default) for city in texts(frame, "city")], dtype=float)
 
     # -- introspection ------------------------------------------------------------------------------
 
@@ -696,7 +700,7 @@ class OccupancyModel:
         schema.update({column: "float" for column in design.numeric})
         return schema
 
-    def check_schema(self, frame: pd.DataFrame, ignore: Sequence[str] = ()) -> None:
+    def check_schema(self, frame: Inputs, ignore: Sequence[str] = ()) -> None:
         """Raise `SchemaMismatch` when a column the model reads (other than `ignore`) is missing (month/date included)."""
         missing = [column for column in self.feature_schema if column not in frame.columns and column not in ignore]
         if "month" not in frame.columns and "date" not in frame.columns:

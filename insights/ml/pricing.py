@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from insights.errors import InvalidInput
+from insights.ml.features import Inputs, numbers
 
 #: Asking/market ratios searched by default.
 DEFAULT_RATIOS: np.ndarray = np.round(np.linspace(0.70, 1.40, 71), 4)
@@ -60,7 +61,7 @@ class PricingResult:
 
 def price_units(
     model: OccupancyPredictor,
-    units: pd.DataFrame,
+    units: Inputs,
     *,
     ratios: Sequence[float] | np.ndarray = DEFAULT_RATIOS,
     periods_per_year: int = 12,
@@ -68,8 +69,9 @@ def price_units(
 ) -> PricingResult:
     """Optimal asking rent, and occupancy at the current rent, for every unit of a batch.
 
-    `units` carries the property features, `market_rent` (e.g. the rent model's estimate), `month` or
-    `date`, and optionally `asking_rent` (the rent asked today; the market rent where missing).
+    `units` (a frame, or `Rows` for a few units) carries the property features, `market_rent` (e.g.
+    the rent model's estimate), `month` or `date`, and optionally `asking_rent` (the rent asked
+    today; the market rent where missing). Results are indexed like a frame's rows, or 0..n-1.
     Columns of `PricingResult.units`: `market_rent`, `asking_rent`, `expected_occupancy`,
     `let_probability_30d`, `expected_revenue` (all at the asking rent), `optimal_rent`,
     `optimal_ratio`, `optimal_occupancy`, `optimal_let_probability_30d`, `optimal_revenue`,
@@ -79,8 +81,9 @@ def price_units(
     grid = _validated_ratios(ratios)
     if "market_rent" not in units.columns:
         raise InvalidInput("units need a market_rent column (the rent model's estimate)")
-    base = units.reset_index(drop=True)
-    market = pd.to_numeric(base["market_rent"], errors="coerce").to_numpy(dtype=float)
+    index = units.index if isinstance(units, pd.DataFrame) else pd.RangeIndex(len(units))
+    base = units.reset_index(drop=True) if isinstance(units, pd.DataFrame) else units
+    market = numbers(base, "market_rent")
     asking = _current_asking(base, market)
 
     respond = _response(model, base)
@@ -114,8 +117,8 @@ def price_units(
             "at_grid_edge": (best == 0) | (best == len(grid) - 1),
             "basis": _basis(model),
         }
-    ).set_axis(units.index)
-    curves = _curves(units.index, grid, market, occupancy, let_p, revenue) if with_curves else None
+    ).set_axis(index)
+    curves = _curves(index, grid, market, occupancy, let_p, revenue) if with_curves else None
     return PricingResult(units=table, curves=curves)
 
 
@@ -140,17 +143,17 @@ def _validated_ratios(ratios: Sequence[float] | np.ndarray) -> np.ndarray:
     return grid
 
 
-def _current_asking(frame: pd.DataFrame, market: np.ndarray) -> np.ndarray:
+def _current_asking(frame: Inputs, market: np.ndarray) -> np.ndarray:
     if "asking_rent" not in frame.columns:
         return market.copy()
-    asking = pd.to_numeric(frame["asking_rent"], errors="coerce").to_numpy(dtype=float)
+    asking = numbers(frame, "asking_rent")
     return np.where(np.isfinite(asking) & (asking > 0), asking, market)
 
 
 Response = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
-def _response(model: OccupancyPredictor, base: pd.DataFrame) -> Response:
+def _response(model: OccupancyPredictor, base: Inputs) -> Response:
     """rents (units, k) -> occupancy and let probability (units, k), unit i asking rents[i, j] in column j.
 
     From the model's own `price_response` when it has one (the units' features become model inputs
@@ -158,7 +161,10 @@ def _response(model: OccupancyPredictor, base: pd.DataFrame) -> Response:
     """
     respond = getattr(model, "price_response", None)
     found = respond(base) if respond is not None else None
-    return found if found is not None else lambda rents: _predict_at(model, base, rents)
+    if found is not None:
+        return found
+    frame = base if isinstance(base, pd.DataFrame) else pd.DataFrame(base.rows)
+    return lambda rents: _predict_at(model, frame, rents)
 
 
 def _predict_at(model: OccupancyPredictor, base: pd.DataFrame, rents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

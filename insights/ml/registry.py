@@ -210,18 +210,21 @@ class LoadedModel:
         """Raise `SchemaMismatch` if `frame` lacks or mistypes a column of the stored schema."""
         check_frame(frame, self.feature_schema, model=f"{self.name} {self.version}")
 
-    def predict(self, frame: pd.DataFrame, **kwargs: Any) -> Any:
-        """The wrapped model's `predict`, after checking `frame` against the stored schema."""
-        self.check_schema(frame)
+    def predict(self, frame: Any, **kwargs: Any) -> Any:
+        """The wrapped model's `predict`, after checking `frame` against the stored schema (a frame's
+        column types; `Rows` are checked by the model as their values are read)."""
+        if isinstance(frame, pd.DataFrame):
+            self.check_schema(frame)
         return self.model.predict(frame, **kwargs)
 
-    def price_response(self, frame: pd.DataFrame) -> Any:
+    def price_response(self, frame: Any) -> Any:
         """The wrapped occupancy model's `price_response(frame)` after the schema check (the asking rent
         is what the response varies, so it is not needed); None when the model has none."""
         if not hasattr(self.model, "price_response"):
             return None
-        schema = {column: kind for column, kind in self.feature_schema.items() if column != "asking_rent"}
-        check_frame(frame, schema, model=f"{self.name} {self.version}")
+        if isinstance(frame, pd.DataFrame):
+            schema = {column: kind for column, kind in self.feature_schema.items() if column != "asking_rent"}
+            check_frame(frame, schema, model=f"{self.name} {self.version}")
         return self.model.price_response(frame)
 
 

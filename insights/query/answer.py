@@ -50,6 +50,7 @@ from insights.config import Settings
 from insights.data.schema import PROPERTY_FEATURES
 from insights.defaults import CONFIDENCE_BAND
 from insights.errors import ModelNotAvailable
+from insights.ml.features import Rows
 from insights.ml.pricing import SENSITIVITY_STEP, price_units
 from insights.ml.registry import LoadedModel
 from insights.ml.schema import conform
@@ -368,14 +369,6 @@ class Unit:
     features: dict[str, Any]
     assumptions: dict[str, dict[str, Any]] = field(default_factory=dict)
     property_id: str | None = None
-    _frames: dict[tuple[tuple[str, str], ...], pd.DataFrame] = field(default_factory=dict, repr=False)
-
-    def frame(self, schema: Mapping[str, str]) -> pd.DataFrame:
-        """The unit as a one-row model input (built once per schema; the features are final by then)."""
-        key = tuple(schema.items())
-        if key not in self._frames:
-            self._frames[key] = unit_frame([self.features], schema)
-        return self._frames[key]
 
     def assume(self, name: str, value: Any, basis: str) -> None:
         """Set a feature the question did not give, recording the assumption."""
@@ -668,12 +661,11 @@ def drivers_of(rent: LoadedModel, unit: Unit, top: int = TOP_DRIVERS) -> list[di
     return _cached(_cache_key("drivers", rent.version, unit.features, top), compute)
 
 
-def occupancy_frame(occupancy: LoadedModel, unit: Unit, market_rent: float, asking: Sequence[float], month: int) -> pd.DataFrame:
-    """Rows of the unit at each asking rent, in the occupancy model's input schema."""
-    rows = [{**unit.features, "market_rent": market_rent, "asking_rent": a} for a in asking]
-    frame = unit_frame(rows, occupancy.feature_schema)
-    frame["month"] = month
-    return frame
+def occupancy_rows(occupancy: LoadedModel, unit: Unit, market_rent: float, asking: Sequence[float], month: int) -> Rows:
+    """Rows of the unit at each asking rent and in `month`, in the occupancy model's input schema."""
+    schema = occupancy.feature_schema
+    return Rows([{**unit_row({**unit.features, "market_rent": market_rent, "asking_rent": a}, schema), "month": month}
+                 for a in asking])
 
 
 def occupancy_basis(occupancy: LoadedModel) -> dict[str, Any]:
@@ -1097,9 +1089,8 @@ class _Answerer:
         month = int(self.today.month)
 
         def compute() -> tuple[pd.Series, list[dict[str, float]]]:
-            frame = occupancy_frame(occupancy, unit, market_rent, [asking], month)
-            priced = price_units(occupancy, frame, with_curves=True)
-            points = priced.curve(frame.index[0])
+            priced = price_units(occupancy, occupancy_rows(occupancy, unit, market_rent, [asking], month), with_curves=True)
+            points = priced.curve(0)
             curve = [{k: round(v, 4 if k in ("ratio", "occupancy", "let_probability_30d") else 2) for k, v in p.items()}
                      for i, p in enumerate(points) if i % CURVE_EVERY == 0 or i == len(points) - 1]
             return priced.units.iloc[0], curve
@@ -1110,7 +1101,7 @@ class _Answerer:
         month = int(self.today.month)
 
         def compute() -> list[dict[str, Any]]:
-            predicted = occupancy.predict(occupancy_frame(occupancy, unit, market_rent, rents, month))
+            predicted = occupancy.predict(occupancy_rows(occupancy, unit, market_rent, rents, month))
             return [_occupancy_dict(predicted.iloc[i], rents[i], unit.market.currency) for i in range(len(rents))]
 
         key = _cache_key("occupancy", occupancy.version, unit.features, round(market_rent, 2),

@@ -252,3 +252,24 @@ def test_calendar_joins_listing_features_by_listing_id() -> None:
     monthly = calendar_occupancy(calendar, listings)
     assert monthly[["city", "property_id"]].iloc[0].tolist() == ["Berlin", "P9"]
     assert monthly["occupancy"].iloc[0] == 1.0 and "monthly_rent" not in monthly.columns
+
+
+@pytest.mark.parametrize("engine", ["logistic", "lightgbm"])
+def test_rows_give_what_the_frame_gives(engine: str, logistic_model: OccupancyModel, lightgbm_model: OccupancyModel) -> None:
+    """`predict` and `price_response` on mappings (one unit's answer) equal the frame path, with an
+    unseen city, a missing category and size, and a date instead of a month."""
+    from insights.ml.features import Rows
+
+    model = logistic_model if engine == "logistic" else lightgbm_model
+    frame = random_units(30, seed=21)
+    frame["asking_rent"] = frame["market_rent"] * np.linspace(0.8, 1.2, 30)
+    frame.loc[frame.index[0], "property_type"] = None
+    rows = frame.to_dict("records")
+    pd.testing.assert_frame_equal(model.predict(Rows(rows)), model.predict(frame.reset_index(drop=True)))
+    dated = frame.drop(columns="month").assign(date=pd.Timestamp("2024-03-15"))
+    pd.testing.assert_frame_equal(model.predict(Rows(dated.to_dict("records"))), model.predict(dated.reset_index(drop=True)))
+    rents = frame[["market_rent"]].to_numpy() * np.array([[0.9, 1.0, 1.1]])
+    for got, expected in zip(model.price_response(Rows(rows))(rents), model.price_response(frame)(rents), strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
+    with pytest.raises(InvalidInput):
+        model.predict(Rows([{**rows[0], "market_rent": 0.0}]))

@@ -146,3 +146,17 @@ def test_bad_input() -> None:
         price_units(ExponentialDemand(1.0), pd.DataFrame({"market_rent": [1.0]}), ratios=[1.0])
     with pytest.raises(InvalidInput):
         price_units(ExponentialDemand(1.0), pd.DataFrame({"market_rent": [1.0]})).curve(0)
+
+
+def test_units_as_rows_are_priced_as_the_frame(model: OccupancyModel) -> None:
+    from insights.ml.features import Rows
+
+    units = random_units(5, seed=13).assign(asking_rent=lambda f: f["market_rent"] * 1.1)
+    from_rows = price_units(model, Rows(units.to_dict("records")), with_curves=True)
+    from_frame = price_units(model, units.reset_index(drop=True), with_curves=True)
+    pd.testing.assert_frame_equal(from_rows.units, from_frame.units)
+    pd.testing.assert_frame_equal(from_rows.curves, from_frame.curves)
+    assert from_rows.curve(3) == from_frame.curve(3)
+    # A model seen only through `predict` gets the rows as a frame.
+    pd.testing.assert_frame_equal(price_units(PredictOnly(model), Rows(units.to_dict("records"))).units, from_frame.units,
+                                  rtol=1e-9)
