@@ -51,9 +51,17 @@ class Runtime:
             self.embedded_redis.stop()
 
 
+#: Most Redis connections the API's asyncio client opens; further requests wait for one (up to the
+#: socket timeout), so a flood of concurrent requests cannot open thousands of connections.
+ASYNC_REDIS_CONNECTIONS = 64
+
+
 def async_redis_client(url: str) -> aioredis.Redis:
-    """An asyncio client with the same timeouts as `redis_client` (for the API's event loop)."""
-    return aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30)
+    """An asyncio client with the same timeouts as `redis_client` (for the API's event loop), on a
+    bounded connection pool (closed with the client)."""
+    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=ASYNC_REDIS_CONNECTIONS, timeout=5,
+                                                    socket_connect_timeout=2, socket_timeout=5, health_check_interval=30)
+    return aioredis.Redis.from_pool(pool)
 
 
 def redis_client(url: str) -> redis.Redis:

@@ -179,3 +179,26 @@ def test_the_async_check_takes_from_the_same_bucket(redis_client: redis.Redis, r
 
     with pytest.raises(ServiceUnavailable):
         asyncio.run(unreachable())
+
+
+def test_the_async_client_opens_a_bounded_number_of_connections(redis_client: redis.Redis, redis_url: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many concurrent requests share a few connections instead of opening one each."""
+    import asyncio
+
+    from insights import runtime as runtime_module
+
+    monkeypatch.setattr(runtime_module, "ASYNC_REDIS_CONNECTIONS", 2)
+    before = len(redis_client.client_list())
+
+    async def run() -> tuple[list[ratelimit.RateDecision], int]:
+        client = runtime_module.async_redis_client(redis_url)
+        try:
+            decisions = await asyncio.gather(*(ratelimit.check_async(client, key_id=f"pool-{i}", plan="standard") for i in range(40)))
+            return decisions, len(redis_client.client_list()) - before
+        finally:
+            await client.aclose()
+
+    decisions, opened = asyncio.run(run())
+    assert all(d.allowed for d in decisions)
+    assert 1 <= opened <= 2
