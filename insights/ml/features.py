@@ -82,6 +82,11 @@ class Rows:
     def __len__(self) -> int:
         return len(self.rows)
 
+    @property
+    def index(self) -> pd.RangeIndex:
+        """Positions 0..n-1, like a frame's default index: results for rows are indexed so."""
+        return pd.RangeIndex(len(self.rows))
+
 
 Inputs = pd.DataFrame | Rows
 

@@ -338,7 +338,7 @@ def log_price_ratio(frame: Inputs) -> np.ndarray:
         first = np.flatnonzero(bad)[0]
         raise InvalidInput(
             "asking_rent and market_rent must be positive numbers",
-            details={"bad_rows": int(bad.sum()), "first_bad_index": str(frame.index[first] if isinstance(frame, pd.DataFrame) else first)},
+            details={"bad_rows": int(bad.sum()), "first_bad_index": str(frame.index[first])},
         )
     return np.log(asking / market)
 
@@ -401,8 +401,7 @@ class _Design:
     def frame(self, frame: Inputs, price: np.ndarray | None = None) -> pd.DataFrame:
         """The same inputs as a frame for tree engines (categories kept as pandas categoricals)."""
         price = log_price_ratio(frame) if price is None else price
-        index = frame.index if isinstance(frame, pd.DataFrame) else pd.RangeIndex(len(frame))
-        out = pd.DataFrame({"log_price_ratio": price, "month": month_of(frame)}, index=index)
+        out = pd.DataFrame({"log_price_ratio": price, "month": month_of(frame)}, index=frame.index)
         for column, levels in self.categorical.items():
             known = set(levels)
             values = [value if value in known else "<other>" for value in texts(frame, column)]
@@ -594,8 +593,7 @@ class OccupancyModel:
         """Per row of a frame or `Rows`: `log_price_ratio`, `let_probability_30d`, `expected_vacancy_days`,
         `expected_occupancy`, `basis`."""
         let_probability, vacancy, occupancy = self._outcomes(self.predict_probability(frame), self._lease_days(frame))
-        index = frame.index if isinstance(frame, pd.DataFrame) else pd.RangeIndex(len(frame))
-        out = pd.DataFrame({"log_price_ratio": log_price_ratio(frame)}, index=index)
+        out = pd.DataFrame({"log_price_ratio": log_price_ratio(frame)}, index=frame.index)
         out["let_probability_30d"] = let_probability
         out["expected_vacancy_days"] = vacancy
         out["expected_occupancy"] = occupancy

@@ -81,7 +81,7 @@ def price_units(
     grid = _validated_ratios(ratios)
     if "market_rent" not in units.columns:
         raise InvalidInput("units need a market_rent column (the rent model's estimate)")
-    index = units.index if isinstance(units, pd.DataFrame) else pd.RangeIndex(len(units))
+    index = units.index
     base = units.reset_index(drop=True) if isinstance(units, pd.DataFrame) else units
     market = numbers(base, "market_rent")
     asking = _current_asking(base, market)

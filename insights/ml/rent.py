@@ -259,10 +259,9 @@ class RentModel:
         fitted = self._require()
         if isinstance(frame, pd.DataFrame):
             self.check_schema(frame)
-            data, index = frame, frame.index
+            data = frame
         else:
             data = self._rows(frame)
-            index = pd.RangeIndex(len(data))
         builder = fitted.builder
         # SHAP values are linear in the model: the ensemble's are the mean of its members'.
         contributions = self._mean_prediction(fitted.boosters, builder.transform(data), threads=_threads(self.n_jobs, len(data)), pred_contrib=True)
@@ -275,7 +274,7 @@ class RentModel:
             currencies = np.array([c or "" for c in texts(data, "currency")], dtype=object)
         else:
             currencies = np.array([fitted.currencies.get(c, "") for c in cities], dtype=object)
-        return explain_module.describe(labels, baselines, grouped, currencies, top).set_index(index)
+        return explain_module.describe(labels, baselines, grouped, currencies, top).set_index(data.index)
 
     # ----- training steps --------------------------------------------------------------------------
     def _params(self, builder: FeatureBuilder, rows: int) -> dict[str, Any]:
