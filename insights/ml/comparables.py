@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.neighbors import NearestNeighbors
 
-from insights.ml.features import KM_PER_DEGREE, Inputs, as_float, numbers, texts
+from insights.ml.features import KM_PER_DEGREE, Inputs, as_float, numbers, strings
 
 SIMILARITY_FEATURES: tuple[str, ...] = ("size_sqm", "rooms", "bedrooms", "bathrooms", "year_built", "floor", "latitude", "longitude")
 #: What a comparable shows; kept as a compact copy of the training rows (the positions also let answers
@@ -90,7 +90,7 @@ class ComparablesIndex:
         rows yield nothing.
         """
         matrix = self._matrix(frame) if len(frame) else np.zeros((0, len(self.features)))
-        cities = np.array([city or "" for city in texts(frame, "city")], dtype=object)
+        cities = strings(frame, "city")
         parts = []
         for name in pd.unique(cities):
             index = self.cities.get(str(name))

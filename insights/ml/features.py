@@ -59,10 +59,11 @@ def as_float(values: pd.Series) -> np.ndarray:
     return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
 
-def city_codes(cities: pd.Series, known: pd.Index) -> np.ndarray:
-    """Index of each row's city in `known`; unseen or missing cities get len(known) (the global slot)."""
+def city_codes(cities: pd.Series, known: pd.Index, unseen: int | None = None) -> np.ndarray:
+    """Index of each row's value (as a string) in `known`; unseen or missing values get `unseen`
+    (by default len(known): the global slot)."""
     codes = known.get_indexer(cities.astype("string")).astype(np.int64)
-    codes[codes < 0] = len(known)
+    codes[codes < 0] = len(known) if unseen is None else unseen
     return codes
 
 
@@ -118,14 +119,19 @@ def texts(data: Inputs, column: str) -> list[str | None]:
     return [None if v is pd.NA else v for v in data[column].astype("string").tolist()]
 
 
+def strings(data: Inputs, column: str, missing: str = "") -> np.ndarray:
+    """A column as an object array of strings (as `texts`), `missing` where a value is missing."""
+    if isinstance(data, Rows):
+        return np.array([missing if v is None else v for v in texts(data, column)], dtype=object)
+    return data[column].astype("string").fillna(missing).to_numpy(dtype=object)
+
+
 def codes_in(data: Inputs, column: str, known: pd.Index, *, unseen: int) -> np.ndarray:
     """Position of each row's value (as a string) in `known`; `unseen` for missing or unknown values."""
     if isinstance(data, Rows):
         positions = _positions(known)
         return np.array([unseen if v is None else positions.get(v, unseen) for v in texts(data, column)], dtype=np.int64)
-    codes = known.get_indexer(data[column].astype("string")).astype(np.int64)
-    codes[codes < 0] = unseen
-    return codes
+    return city_codes(data[column], known, unseen)
 
 
 _position_maps: dict[int, tuple[pd.Index, dict[str, int]]] = {}
@@ -430,8 +436,7 @@ class FeatureBuilder:
 
     @staticmethod
     def _query(index: NeighbourhoodIndex, data: Inputs) -> np.ndarray:
-        cities = np.array([city or "" for city in texts(data, "city")], dtype=object)
-        return index.query(cities, numbers(data, "latitude"), numbers(data, "longitude"))
+        return index.query(strings(data, "city"), numbers(data, "latitude"), numbers(data, "longitude"))
 
     def _name_columns(self) -> None:
         names = list(self.numeric) + list(self.low_card)

@@ -47,7 +47,7 @@ from scipy.optimize import minimize
 from scipy.special import expit
 
 from insights.errors import InvalidInput, SchemaMismatch
-from insights.ml.features import Inputs, months, numbers, texts
+from insights.ml.features import Inputs, months, numbers, strings, texts
 
 #: Days in the let-within window the lease-up model predicts.
 HORIZON_DAYS = 30
@@ -390,7 +390,7 @@ class _Design:
         price = log_price_ratio(frame) if price is None else price
         blocks = [price[:, None], _one_hot(month_of(frame), list(range(1, 13)))]
         for column, levels in self.categorical.items():
-            values = np.array(["<missing>" if value is None else value for value in texts(frame, column)], dtype=object)
+            values = strings(frame, column, missing="<missing>")
             block = _one_hot(values, levels)
             blocks.append(np.hstack([block, (block.sum(axis=1) == 0)[:, None].astype(float)]))
         for column, (median, mean, std) in self.numeric.items():

@@ -43,7 +43,7 @@ from insights.errors import InvalidInput, SchemaMismatch
 from insights.ml import explain as explain_module
 from insights.ml.comparables import ComparablesIndex
 from insights.ml.confidence import ConfidenceCalibrator
-from insights.ml.features import TARGET, FeatureBuilder, Inputs, Rows, check_schema, texts
+from insights.ml.features import TARGET, FeatureBuilder, Inputs, Rows, check_schema, strings
 from insights.ml.intervals import MondrianScores, interval_bounds
 from insights.ml.metrics import expected_calibration_error, mape, mdape
 from insights.ml.splits import group_folds, group_labels, group_split
@@ -271,7 +271,7 @@ class RentModel:
         baselines = np.exp(builder.offset(data) + contributions[:, -1])
         cities = self._cities(data)
         if "currency" in data.columns:
-            currencies = np.array([c or "" for c in texts(data, "currency")], dtype=object)
+            currencies = strings(data, "currency")
         else:
             currencies = np.array([fitted.currencies.get(c, "") for c in cities], dtype=object)
         return explain_module.describe(labels, baselines, grouped, currencies, top).set_index(data.index)
@@ -382,9 +382,7 @@ class RentModel:
 
     @staticmethod
     def _cities(data: Inputs) -> np.ndarray:
-        if isinstance(data, Rows):
-            return np.array([city or "" for city in texts(data, "city")], dtype=object)
-        return data["city"].astype("string").fillna("").to_numpy(dtype=object)
+        return strings(data, "city")
 
     @staticmethod
     def _currencies(frame: pd.DataFrame) -> dict[str, str]:

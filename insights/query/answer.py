@@ -53,7 +53,6 @@ from insights.errors import ModelNotAvailable
 from insights.ml.features import Rows
 from insights.ml.pricing import SENSITIVITY_STEP, price_units
 from insights.ml.registry import LoadedModel
-from insights.ml.schema import conform
 from insights.query.gazetteer import CityRecord, default_gazetteer, match_data_city
 from insights.query.interpreter import Interpretation, interpret
 from insights.query.text import fold
@@ -481,8 +480,7 @@ def _complete_location(unit: Unit) -> None:
 
 def unit_row(features: Mapping[str, Any], schema: Mapping[str, str]) -> dict[str, Any]:
     """The unit as one model input row (mapping) with every schema column, typed by the schema's kind
-    (None where not known): what the models' pandas-free path (`predict_rows`) reads, and what
-    `unit_frame` puts in its columns."""
+    (None where not known): what the models' pandas-free path (`predict_rows`, `explain`, ...) reads."""
     row: dict[str, Any] = {}
     for name, kind in schema.items():
         value = features.get(name)
@@ -495,23 +493,6 @@ def unit_row(features: Mapping[str, Any], schema: Mapping[str, str]) -> dict[str
         else:
             row[name] = str(value)
     return row
-
-
-def unit_frame(features: Sequence[Mapping[str, Any]], schema: Mapping[str, str]) -> pd.DataFrame:
-    """One typed row per unit with every schema column (missing values where not known)."""
-    rows = [unit_row(unit, schema) for unit in features]
-    columns: dict[str, Any] = {}
-    for name, kind in schema.items():
-        values = [row[name] for row in rows]
-        if kind in ("float", "int"):
-            columns[name] = np.array([np.nan if v is None else v for v in values], dtype=float)
-        elif kind == "bool":
-            columns[name] = pd.array(values, dtype="boolean")
-        elif kind == "datetime":
-            columns[name] = pd.to_datetime(pd.Series(values, dtype=object), errors="coerce").astype("datetime64[ns]").to_numpy()
-        else:
-            columns[name] = pd.array(values, dtype="string")
-    return conform(pd.DataFrame(columns), schema)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -577,12 +558,8 @@ def estimate_units(rent: LoadedModel, units: Sequence[Unit], level: float) -> li
     found = {k: v for k in keys if (v := _lookup(k)) is not None}
     missing = [i for i, k in enumerate(keys) if k not in found]
     if missing:
-        schema = rent.feature_schema
-        if hasattr(rent.model, "predict_rows"):  # no pandas for a few units: most of the time otherwise
-            predicted = rent.model.predict_rows([unit_row(units[i].features, schema) for i in missing], level=level)
-        else:
-            frame = unit_frame([units[i].features for i in missing], schema)
-            predicted = {k: v.to_numpy() for k, v in rent.predict(frame, level=level).items()}
+        schema = rent.feature_schema  # rows, not a frame: pandas would be most of the time for a few units
+        predicted = rent.model.predict_rows([unit_row(units[i].features, schema) for i in missing], level=level)
         for j, i in enumerate(missing):
             confidence = float(predicted["confidence_score"][j])
             found[keys[i]] = _remember(keys[i], Estimate(
