@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from insights import defaults
 from insights.errors import InvalidInput
 from insights.feed.generate import InsightRecord
+from insights.feed.published import changed_here
 from insights.storage.tables import Insight, utcnow
 
 #: Key of the PostgreSQL advisory lock that serialises concurrent replacements of the current set.
@@ -59,6 +60,7 @@ def replace_insights(
     except BaseException:
         session.rollback()
         raise
+    changed_here()
     return ReplaceCounts(stored=len(rows), published=sum(row.published for row in rows), retired=int(retired or 0))
 
 

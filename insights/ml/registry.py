@@ -386,10 +386,33 @@ def _registration(
 # --------------------------------------------------------------------------------------------------
 
 
+#: The champion pointer each process last read, by pointer path: (the file's identity, its version).
+_pointer_reads: dict[Path, tuple[tuple[int, ...], str | None]] = {}
+_pointer_paths: dict[tuple[str, str], Path] = {}
+
+
 def champion_version(models_dir: Path, name: str) -> str | None:
-    """The champion's version of `name`, or None: one small file read, cheap enough to poll per request."""
-    pointer = _read_pointer(_name_dir(models_dir, name))
-    return None if pointer is None else str(pointer["version"])
+    """The champion's version of `name`, or None: cheap enough to poll per request (one `stat`).
+
+    The pointer file is only ever replaced whole (`os.replace` of a new file), so a promotion or a
+    rollback always gives it a new identity (device, inode, size, change and modification times);
+    the file is read again only then.
+    """
+    path = _pointer_paths.get((str(models_dir), name))
+    if path is None:
+        path = _pointer_paths.setdefault((str(models_dir), name), _name_dir(models_dir, name) / CHAMPION_FILE)
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    identity = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_ctime_ns, stat.st_mtime_ns)
+    known = _pointer_reads.get(path)
+    if known is not None and known[0] == identity:
+        return known[1]
+    pointer = _read_pointer(path.parent)  # a replacement between stat and read is seen at the next call
+    version = None if pointer is None else str(pointer["version"])
+    _pointer_reads[path] = (identity, version)
+    return version
 
 
 def load_champion(models_dir: Path, name: str) -> LoadedModel:

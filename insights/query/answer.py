@@ -50,6 +50,7 @@ from insights.config import Settings
 from insights.data.schema import PROPERTY_FEATURES
 from insights.defaults import CONFIDENCE_BAND
 from insights.errors import ModelNotAvailable
+from insights.feed.published import published_insights
 from insights.ml.features import Rows
 from insights.ml.pricing import SENSITIVITY_STEP, price_units
 from insights.ml.registry import LoadedModel
@@ -137,12 +138,14 @@ def answer_question(text: str, context: AnswerContext) -> dict[str, Any]:
 
 def warm_up(context: AnswerContext) -> None:
     """Build what the first question would otherwise wait for: the interpreter (gazetteer, classifier),
-    the champion models and the rent model's market summary. Optional; for worker start-up."""
+    the champion models, the rent model's market summary and the published insights. Optional; for
+    worker start-up."""
     interpret("What is the rent for a 2-bedroom apartment in Berlin?")
     rent = context.models.get(RENT)
     context.models.get(OCCUPANCY)
     if rent is not None:
         market_summary(rent)
+    published_insights(context.session_factory)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -687,23 +690,6 @@ def property_features(row: PropertyRow, schema: Mapping[str, str]) -> dict[str, 
     return features
 
 
-def insight_cities(session: Session) -> list[tuple[str, str | None]]:
-    """(city, country) of the current published insights."""
-    query = select(Insight.city, Insight.country).where(
-        Insight.published.is_(True), Insight.current.is_(True), Insight.city.is_not(None)
-    ).distinct()
-    return [(str(c), co) for c, co in session.execute(query)]
-
-
-def city_insights(session: Session, *, cities: Iterable[str]) -> list[Insight]:
-    """Current published insights of the given cities (names as stored)."""
-    names = sorted(set(cities))
-    if not names:
-        return []
-    query = select(Insight).where(Insight.published.is_(True), Insight.current.is_(True), Insight.city.in_(names))
-    return list(session.scalars(query.order_by(Insight.created_at.desc(), Insight.id.desc())))
-
-
 _KIND_ORDER = {"rent_growth": 0, "rent_level": 1, "top_mover": 2, "occupancy": 3, "occupancy_trend": 4, "days_to_let": 5,
                "seasonality": 6}
 _HORIZON_ORDER = {"yoy": 0, "qoq": 1, "mom": 2}
@@ -1124,21 +1110,14 @@ class _Answerer:
                 return _not_found(property_id)
             self.source({"type": "property", "property_id": row.property_id})
             city, country = row.city, row.country
-        with self.context.session_factory() as session:
-            published = insight_cities(session)
-            if city:
-                name = match_data_city(city, [c for c, _ in published])
-                rows = city_insights(session, cities=[name]) if name else []
-            elif country:
-                names = [c for c, co in published if _same_country(co, country) or _same_country(country_of_city(c), country)]
-                rows = city_insights(session, cities=names)
-            else:
-                rows = []
-        if not city and not country:
-            return self.needs_city(self.summary_if_trained(), published=[c for c, _ in published])
+        insights = published_insights(self.context.session_factory)
         if city:
-            return self.city_trend(city, rank_insights(rows, segments_of(self.entities)))
-        return self.country_trend(country, rows)
+            name = match_data_city(city, list(insights.countries))
+            return self.city_trend(city, rank_insights(insights.of([name]) if name else [], segments_of(self.entities)))
+        if country:
+            return self.country_trend(country, insights.of(c for c, co in insights.cities if _same_country(co, country)
+                                                           or _same_country(country_of_city(c), country)))
+        return self.needs_city(self.summary_if_trained(), published=list(insights.countries))
 
     def city_trend(self, city: str, rows: list[Insight]) -> Reply:
         summary = self.summary_if_trained()
@@ -1251,10 +1230,10 @@ class _Answerer:
                 "nearest_market": _nearest_dict(nearest)}
 
     def _attach_insights(self, entries: list[dict[str, Any]], segments: Sequence[str]) -> None:
-        with self.context.session_factory() as session:
-            published = [c for c, _ in insight_cities(session)]
-            names = {e["city"]: match_data_city(e.get("data_city") or e["city"], published) for e in entries}
-            rows = city_insights(session, cities=[n for n in names.values() if n])
+        insights = published_insights(self.context.session_factory)
+        published = list(insights.countries)
+        names = {e["city"]: match_data_city(e.get("data_city") or e["city"], published) for e in entries}
+        rows = insights.of(n for n in names.values() if n)
         for entry in entries:
             mine = [r for r in rows if r.city == names[entry["city"]]]
             growth = rank_insights([r for r in mine if r.kind == "rent_growth"], segments)

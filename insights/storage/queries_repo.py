@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from insights.errors import NotFound
@@ -48,10 +48,11 @@ class Pending:
 FINISHED = ("completed", "failed")
 _QUERIES = QueryRecord.__table__
 #: Core statement (compiled once, cached by SQLAlchemy): the ORM's bulk-update path costs about three
-#: times as much per call, and this write is on every query's path.
+#: times as much per call, and this write is on every query's path. The status test is spelt as two
+#: comparisons rather than NOT IN, whose expanding parameter SQLAlchemy re-renders on every execution.
 _STORE_ANSWER = (
     _QUERIES.update()
-    .where(_QUERIES.c.id == bindparam("query_id"), _QUERIES.c.status.not_in(FINISHED))
+    .where(_QUERIES.c.id == bindparam("query_id"), *(_QUERIES.c.status != s for s in FINISHED))
     .values(status="completed", interpretation=bindparam("interpretation"), answer=bindparam("answer"),
             result=bindparam("result"), confidence_score=bindparam("confidence_score"),
             model_version=bindparam("model_version"), sources=bindparam("sources"), error_code=None,
@@ -69,12 +70,13 @@ def pending_query(session: Session, *, query_id: str) -> Pending | None:
     return None if row is None else Pending(text=row.text, webhook_url=row.webhook_url, account_id=row.account_id)
 
 
-def mark_completed(session: Session, *, query_id: str, payload: dict[str, Any], started_at: datetime | None = None,
+def mark_completed(session: Session | Connection, *, query_id: str, payload: dict[str, Any], started_at: datetime | None = None,
                    attempts: int = 1) -> bool:
     """Store a finished answer (interpretation, answer, result, confidence, model version, sources).
 
     One UPDATE of a query not yet finished; False when another attempt finished it first (the
-    answer is then not stored twice and the caller sends no second webhook).
+    answer is then not stored twice and the caller sends no second webhook). Takes a session or,
+    cheaper (the worker does this), a plain connection: the write needs no ORM state.
     """
     stored = session.execute(_STORE_ANSWER, {
         "query_id": query_id,

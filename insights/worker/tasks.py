@@ -50,8 +50,8 @@ def answer_query(query_id: str, text: str | None = None, account_id: int | None 
         if stored:
             _schedule_webhook(query_id, webhook_url)
         return "failed"
-    with runtime.session_factory() as session:
-        stored = queries_repo.mark_completed(session, query_id=query_id, payload=payload, started_at=started_at,
+    with runtime.engine.connect() as connection:
+        stored = queries_repo.mark_completed(connection, query_id=query_id, payload=payload, started_at=started_at,
                                              attempts=_attempt())
     if not stored:
         return "skipped"  # another attempt finished it first: its answer and webhook stand

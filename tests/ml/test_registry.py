@@ -221,6 +221,13 @@ def test_rollback_and_manual_promotion(tmp_path: Path, good_model, weak_model, d
     assert champion_version(tmp_path, NAME) == second.version
     assert read_metadata(tmp_path, NAME, second.version)["reason"] == "operator decision"
     assert rollback(tmp_path, NAME) == first.version
+    # A process that polls the pointer (it re-reads the file only when its identity changed) sees
+    # every swap, however quickly they follow one another.
+    for _ in range(10):
+        promote(tmp_path, NAME, second.version, reason="again")
+        assert champion_version(tmp_path, NAME) == second.version
+        assert rollback(tmp_path, NAME) == first.version
+        assert champion_version(tmp_path, NAME) == first.version
 
 
 def test_workers_detect_a_new_champion_by_version(tmp_path: Path, good_model, weak_model, data) -> None:

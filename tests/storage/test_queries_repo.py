@@ -30,3 +30,16 @@ def test_a_waiting_query_shows_processing_only_while_a_worker_has_it(session) ->
     session.expire_all()
     failed = queries_repo.get_query(session, query_id=record.id, account_id=None)
     assert queries_repo.query_to_dict(failed, running=True)["status"] == "failed"
+
+
+def test_the_worker_stores_through_a_plain_connection_and_never_over_a_finished_query(session) -> None:
+    answered = queries_repo.create_query(session, account_id=None, text="rent in Berlin?", webhook_url=None)
+    failed = queries_repo.create_query(session, account_id=None, text="rent in Paris?", webhook_url=None)
+    queries_repo.mark_failed(session, query_id=failed.id, code="validation_error", message="no")
+    with session.get_bind().connect() as connection:
+        assert queries_repo.mark_completed(connection, query_id=answered.id, payload=PAYLOAD)
+        assert not queries_repo.mark_completed(connection, query_id=answered.id, payload={**PAYLOAD, "answer": "other"})
+        assert not queries_repo.mark_completed(connection, query_id=failed.id, payload=PAYLOAD)
+    session.expire_all()
+    assert (queries_repo.get_query(session, query_id=answered.id, account_id=None).answer) == "About 1,000 EUR."
+    assert queries_repo.get_query(session, query_id=failed.id, account_id=None).status == "failed"
