@@ -62,8 +62,9 @@ from insights.storage.tables import Insight, PropertyPrediction, PropertyRow, is
 if TYPE_CHECKING:  # the worker imports this module; importing the worker here would be circular
     from insights.worker.context import ModelCache
 
-#: Comparable listings shown with a rent estimate.
+#: Comparable listings shown with a rent estimate, and what is shown of each (with its distance).
 COMPARABLES_K = 5
+COMPARABLE_COLUMNS = ("listing_id", "district", "monthly_rent", "size_sqm", "bedrooms", "rooms", "listed_at")
 #: Drivers of an estimate shown (largest money effect first).
 TOP_DRIVERS = 3
 #: Fewest training listings in a city for the model's figures about it to be given at all.
@@ -171,7 +172,8 @@ class CityMarket:
     latest_listing: str | None
     annual_trend: float | None
     record: CityRecord | None
-    table_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False)
+    table_rows: np.ndarray = field(repr=False)  # the city's rows of the summary's listings table
+    listings: ListingArrays = field(repr=False)
 
     @property
     def country(self) -> str | None:
@@ -186,6 +188,33 @@ class CityMarket:
         """The bedroom count whose median size is closest to `size` (counts with a few listings only)."""
         candidates = {b: s for b, s in self.sizes.items() if self.counts.get(b, 0) >= THIN_SEGMENT_ROWS}
         return min(candidates, key=lambda b: abs(candidates[b] - size)) if candidates else None
+
+
+@dataclass(frozen=True)
+class ListingArrays:
+    """A market's training listings as arrays (row i is `table_rows[i]`), for the comparables search."""
+
+    size: np.ndarray | None  # m², NaN where unknown
+    bedrooms: np.ndarray | None  # NaN where unknown
+    district: np.ndarray | None  # code into `districts`, -1 where unknown
+    districts: Mapping[str, int]
+    newest_first: np.ndarray  # sort key: newest listing first, undated last
+
+    @classmethod
+    def of(cls, rows: pd.DataFrame) -> ListingArrays:
+        """Arrays of a city's rows of the training table."""
+        def number(column: str) -> np.ndarray | None:
+            return pd.to_numeric(rows[column], errors="coerce").to_numpy(dtype=float) if column in rows else None
+
+        district, districts = None, {}
+        if "district" in rows:
+            categories = rows["district"].astype("string").astype("category")
+            district = categories.cat.codes.to_numpy(dtype=np.int64)
+            districts = {str(name): code for code, name in enumerate(categories.cat.categories)}
+        listed = pd.to_datetime(rows["listed_at"], errors="coerce") if "listed_at" in rows else pd.Series(pd.NaT, index=rows.index)
+        stamps = listed.to_numpy(dtype="datetime64[ns]")
+        newest_first = np.where(np.isnat(stamps), np.iinfo(np.int64).max, -stamps.astype(np.int64))
+        return cls(number("size_sqm"), number("bedrooms"), district, districts, newest_first)
 
 
 @dataclass
@@ -296,7 +325,7 @@ def _city_market(
         size_range=(float(known.quantile(0.01)), float(known.quantile(0.99))) if len(known) >= 10 else None,
         district=_typical_district(rows, size), district_positions=_district_positions(rows),
         year_built=year_built, latest_listing=None if pd.isna(listed) else pd.Timestamp(listed).date().isoformat(),
-        annual_trend=trend, record=record, table_rows=rows.index.to_numpy(),
+        annual_trend=trend, record=record, table_rows=rows.index.to_numpy(), listings=ListingArrays.of(rows),
     )
 
 
@@ -581,14 +610,14 @@ def comparables_of(rent: LoadedModel, unit: Unit, summary: MarketSummary, k: int
     model = rent.model
     located = unit.features.get("latitude") is not None and unit.features.get("longitude") is not None
     if located and hasattr(model, "comparables"):
-        compute = lambda: model.comparables([unit_row(unit.features, rent.feature_schema)], k)  # noqa: E731
+        def compute() -> list[dict[str, Any]]:
+            found = model.comparables([unit_row(unit.features, rent.feature_schema)], k)
+            return found[[c for c in (*COMPARABLE_COLUMNS, "distance") if c in found]].to_dict("records")
     else:
         compute = lambda: _district_comparables(summary.listings, unit, k)  # noqa: E731
 
     def records() -> list[dict[str, Any]]:
-        found = compute()
-        shown = [c for c in ("listing_id", "district", "monthly_rent", "size_sqm", "bedrooms", "rooms", "listed_at", "distance") if c in found]
-        rows = found[shown].to_dict("records")
+        rows = compute()
         for row in rows:
             row["currency"] = unit.market.currency
             if "listed_at" in row and pd.notna(row["listed_at"]):
@@ -600,26 +629,27 @@ def comparables_of(rent: LoadedModel, unit: Unit, summary: MarketSummary, k: int
     return _cached(_cache_key("comparables", rent.version, unit.features, k), records)
 
 
-def _district_comparables(listings: pd.DataFrame, unit: Unit, k: int) -> pd.DataFrame:
-    """Listings of the unit's city nearest in bedrooms and size, its district first, newest on ties."""
-    rows = listings.iloc[unit.market.table_rows]
-    if rows.empty:
-        return rows
-    distance = np.zeros(len(rows))
+def _district_comparables(listings: pd.DataFrame, unit: Unit, k: int) -> list[dict[str, Any]]:
+    """Listings of the unit's city nearest in bedrooms and size, its district first, newest on ties
+    (`COMPARABLE_COLUMNS` and `distance` of each)."""
+    market = unit.market
+    arrays = market.listings
+    distance = np.zeros(len(market.table_rows))
     size = unit.features.get("size_sqm")
-    if size and "size_sqm" in rows:
-        their = pd.to_numeric(rows["size_sqm"], errors="coerce").to_numpy(dtype=float)
-        distance += np.nan_to_num(np.abs(np.log(np.where(their > 0, their, np.nan) / float(size))) / 0.15, nan=3.0)
-    if unit.bedrooms is not None and "bedrooms" in rows:
-        their = pd.to_numeric(rows["bedrooms"], errors="coerce").to_numpy(dtype=float)
-        distance += np.nan_to_num(np.abs(their - unit.bedrooms), nan=2.0)
+    if size and arrays.size is not None:
+        their = arrays.size
+        with np.errstate(invalid="ignore", divide="ignore"):
+            distance += np.nan_to_num(np.abs(np.log(np.where(their > 0, their, np.nan) / float(size))) / 0.15, nan=3.0)
+    if unit.bedrooms is not None and arrays.bedrooms is not None:
+        distance += np.nan_to_num(np.abs(arrays.bedrooms - unit.bedrooms), nan=2.0)
     district = unit.features.get("district")
-    other = np.ones(len(rows), dtype=bool)
-    if district is not None and "district" in rows:
-        other = (rows["district"].astype("string") != str(district)).fillna(True).to_numpy(dtype=bool)
-    listed = pd.to_datetime(rows["listed_at"], errors="coerce") if "listed_at" in rows else pd.Series(pd.NaT, index=rows.index)
-    order = np.lexsort((-listed.to_numpy(dtype="datetime64[ns]").astype(np.int64), np.round(distance, 6), other))
-    return rows.iloc[order[:k]].assign(distance=distance[order[:k]])
+    other = np.ones(len(distance), dtype=bool)
+    if district is not None and arrays.district is not None:
+        other = arrays.district != arrays.districts.get(str(district), -2)  # unknown districts (-1) are other
+    top = np.lexsort((arrays.newest_first, np.round(distance, 6), other))[:k]
+    rows = market.table_rows[top]
+    columns = {c: listings[c].array.take(rows) for c in COMPARABLE_COLUMNS if c in listings}  # no frame for k rows
+    return [{**{c: values[i] for c, values in columns.items()}, "distance": distance[j]} for i, j in enumerate(top)]
 
 
 def drivers_of(rent: LoadedModel, unit: Unit, top: int = TOP_DRIVERS) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ hand-written `training_data` in a fraction of a second, on first use.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -42,22 +43,42 @@ def build_pipeline() -> Pipeline:
     return Pipeline([("features", features), ("model", model)])
 
 
+#: Words whose character n-gram columns a vectorizer remembers (a question's words mostly recur).
+WORD_MEMO_SIZE = 50_000
+
+
 class _Vectorizer:
-    """Inference-only copy of a fitted TfidfVectorizer: analyzer, vocabulary, idf, offset."""
+    """Inference-only copy of a fitted TfidfVectorizer: analyzer, vocabulary, idf, offset.
+
+    Character n-grams within word boundaries (`char_wb`) never span two words, so the columns of a
+    text are those of its whitespace-separated words: each word is analysed once and remembered.
+    """
 
     def __init__(self, fitted: TfidfVectorizer, offset: int) -> None:
         self.analyze = fitted.build_analyzer()
         self.vocabulary: dict[str, int] = {k: int(v) for k, v in fitted.vocabulary_.items()}
         self.idf = fitted.idf_
         self.offset = offset
+        self._by_word: dict[str, list[int]] | None = {} if fitted.analyzer == "char_wb" else None
+
+    def _columns(self, text: str) -> list[int]:
+        vocabulary = self.vocabulary
+        if self._by_word is None:
+            return [c for gram in self.analyze(text) if (c := vocabulary.get(gram)) is not None]
+        columns: list[int] = []
+        for word in text.split():
+            known = self._by_word.get(word)
+            if known is None:
+                known = [c for gram in self.analyze(word) if (c := vocabulary.get(gram)) is not None]
+                if len(self._by_word) >= WORD_MEMO_SIZE:
+                    self._by_word.clear()
+                self._by_word[word] = known
+            columns += known
+        return columns
 
     def features(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """Column indices and l2-normalised sublinear tf-idf weights of `text`."""
-        counts: dict[int, int] = {}
-        for gram in self.analyze(text):
-            column = self.vocabulary.get(gram)
-            if column is not None:
-                counts[column] = counts.get(column, 0) + 1
+        counts = Counter(self._columns(text))
         if not counts:
             return np.empty(0, dtype=np.intp), np.empty(0)
         columns = np.fromiter(counts, dtype=np.intp, count=len(counts))

