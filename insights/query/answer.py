@@ -38,6 +38,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -227,6 +228,13 @@ class MarketSummary:
     countries: tuple[str, ...] | None
     listings: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     _matches: dict[str, str | None] = field(default_factory=dict, repr=False)
+    _nearest: dict[tuple[int, str | None], tuple[CityMarket, float] | None] = field(default_factory=dict, repr=False)
+    _in_country: dict[str, list[CityMarket]] = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def known(self) -> tuple[str, ...]:
+        """Names of the markets with enough data, sorted."""
+        return tuple(sorted(m.name for m in self.cities.values() if m.rows >= THIN_MARKET_ROWS))
 
     def match(self, name: str | None) -> CityMarket | None:
         """The market a city name means ("Munich" -> the model's "München"), or None."""
@@ -241,6 +249,14 @@ class MarketSummary:
 
     def nearest(self, record: CityRecord, *, exclude: str | None = None) -> tuple[CityMarket, float] | None:
         """The known market closest to a place (great-circle km), among markets with enough data."""
+        key = (record.geonameid, exclude)
+        if key not in self._nearest:
+            if len(self._nearest) > 4096:
+                self._nearest.clear()
+            self._nearest[key] = self._closest(record, exclude)
+        return self._nearest[key]
+
+    def _closest(self, record: CityRecord, exclude: str | None) -> tuple[CityMarket, float] | None:
         best: tuple[CityMarket, float] | None = None
         for market in self.cities.values():
             if market.record is None or market.name == exclude or market.rows < THIN_MARKET_ROWS:
@@ -255,8 +271,12 @@ class MarketSummary:
         if not country:
             return []
         wanted = fold(country)
-        found = [m for m in self.cities.values() if m.country and fold(m.country) == wanted and m.rows >= THIN_MARKET_ROWS]
-        return sorted(found, key=lambda m: -m.rows)
+        if wanted not in self._in_country:
+            if len(self._in_country) > 4096:
+                self._in_country.clear()
+            found = [m for m in self.cities.values() if m.country and fold(m.country) == wanted and m.rows >= THIN_MARKET_ROWS]
+            self._in_country[wanted] = sorted(found, key=lambda m: -m.rows)
+        return list(self._in_country[wanted])
 
     def largest(self, n: int) -> list[CityMarket]:
         """The n markets with the most listings."""
@@ -1285,7 +1305,7 @@ class _Answerer:
             ("compare_markets", f"Compare {a} and {b} rents."),
             ("rent_estimate", "Estimate the rent of prop_12345 (one of your properties)."),
         ]
-        known = sorted(m.name for m in summary.cities.values() if m.rows >= THIN_MARKET_ROWS) if summary else []
+        known = summary.known if summary else []
         text = ("I can answer questions about residential rents in the markets I have data for: rent estimates, the "
                 "revenue-maximising rent, how fast a unit will let, market trends and comparisons of cities. For example: "
                 + " ".join(f"“{q}”" for _, q in examples[:4]))
@@ -1298,7 +1318,7 @@ class _Answerer:
     def needs_city(self, summary: MarketSummary | None, *, published: Sequence[str] = ()) -> Reply:
         country = self.entities.get("country")
         known = summary.in_country(country) if summary and country else []
-        all_known = sorted(m.name for m in summary.cities.values() if m.rows >= THIN_MARKET_ROWS) if summary else sorted(set(published))
+        all_known = summary.known if summary else sorted(set(published))
         if country and known:
             text = f"Which city in {country}? I have data for {', '.join(m.name for m in known)}."
         elif country:
@@ -1326,7 +1346,7 @@ class _Answerer:
                         f"(about {km:,.0f} km away).")
         if same_country:
             text.append(f"In {country_name} I have data for {', '.join(same_country)}.")
-        known = sorted(m.name for m in summary.cities.values() if m.rows >= THIN_MARKET_ROWS)
+        known = summary.known
         if nearest is None and not same_country and known:
             text.append(f"Markets I know: {', '.join(known)}.")
         result = {"status": "insufficient_data", "city": city, "country": country_name,

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 
@@ -159,7 +159,7 @@ class _Scan:
     """One question being scanned for places: its text, words and what counts as a word."""
 
     text: str
-    words: list[Token]
+    words: Sequence[Token]
     known: Container[str]
     shouting: bool
     fuzzy_left: int = MAX_FUZZY_LOOKUPS

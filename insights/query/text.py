@@ -98,9 +98,10 @@ def clean(text: str, max_chars: int) -> str:
 _fold_word = lru_cache(maxsize=2**15)(fold)
 
 
-def tokens(text: str) -> list[Token]:
+@lru_cache(maxsize=256)  # a question is tokenised by several steps of its interpretation
+def tokens(text: str) -> tuple[Token, ...]:
     """Letter-only word tokens of `text` (digits and underscores split or exclude words)."""
-    return [Token(m.group(), _fold_word(m.group()), m.start(), m.end()) for m in _WORD.finditer(text)]
+    return tuple(Token(m.group(), _fold_word(m.group()), m.start(), m.end()) for m in _WORD.finditer(text))
 
 
 def is_latin(name: str) -> bool:

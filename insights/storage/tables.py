@@ -22,6 +22,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -98,7 +100,10 @@ class PropertyRow(PropertyFeatures, Base):
     """A property (unit) in a landlord's portfolio, or one seen in market data (account_id NULL)."""
 
     __tablename__ = "properties"
-    __table_args__ = (UniqueConstraint("account_id", "property_id", name="uq_properties_account_property"),)
+    __table_args__ = (
+        UniqueConstraint("account_id", "property_id", name="uq_properties_account_property"),
+        Index("ix_properties_property_id_lower", func.lower(text("property_id"))),  # ids asked in any case
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     property_id: Mapped[str] = mapped_column(String(128), index=True)
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
