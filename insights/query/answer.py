@@ -589,8 +589,9 @@ def _remember(key: tuple[Any, ...], value: Any) -> Any:
 
 
 def forget_answers() -> None:
-    """Empty the per-process caches of interpretations and model results (market summaries stay):
-    the state of a warm worker that has not yet seen any of the questions to come."""
+    """Empty the per-process caches of interpretations and model results: the state of a warm worker
+    that has not yet seen any of the questions to come. What does not depend on the questions stays
+    (market summaries, the published insights)."""
     from insights.query.interpreter import forget_interpretations
 
     forget_interpretations()

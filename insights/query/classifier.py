@@ -61,6 +61,10 @@ class _Vectorizer:
         self.offset = offset
         self._by_word: dict[str, list[int]] | None = {} if fitted.analyzer == "char_wb" else None
 
+    def forget_words(self) -> None:
+        if self._by_word is not None:
+            self._by_word.clear()
+
     def _columns(self, text: str) -> list[int]:
         vocabulary = self.vocabulary
         if self._by_word is None:
@@ -108,6 +112,11 @@ class IntentClassifier:
         model: LogisticRegression = self._pipeline.named_steps["model"]
         self._coef_columns = np.ascontiguousarray(model.coef_.T)  # (features, classes)
         self._intercept = model.intercept_.copy()
+
+    def forget_words(self) -> None:
+        """Empty the vectorizers' per-word memos."""
+        for vectorizer in self._vectorizers:
+            vectorizer.forget_words()
 
     @property
     def intents(self) -> list[str]:

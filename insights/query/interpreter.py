@@ -30,7 +30,7 @@ from insights.query import entities as ent
 from insights.query.classifier import IntentClassifier, Prediction
 from insights.query.gazetteer import CityRecord, Gazetteer, PlaceMatch, default_gazetteer
 from insights.query.spelling import Vocabulary
-from insights.query.text import clean, tokens
+from insights.query.text import clean, forget_words, tokens
 from insights.query.training_data import EXTRA_VOCABULARY, TRAINING_SET
 
 log = logging.getLogger(__name__)
@@ -311,5 +311,8 @@ def _interpret_cached(text: str) -> Interpretation:
 
 
 def forget_interpretations() -> None:
-    """Empty the interpretation cache (benchmarks measuring questions the process has not seen)."""
+    """Empty the interpretation cache and the per-word memos behind it (benchmarks measuring questions,
+    and words, the process has not seen)."""
     _interpret_cached.cache_clear()
+    forget_words()
+    default_interpreter().classifier.forget_words()

@@ -98,6 +98,12 @@ def clean(text: str, max_chars: int) -> str:
 _fold_word = lru_cache(maxsize=2**15)(fold)
 
 
+def forget_words() -> None:
+    """Empty the memos of folded words and tokenised texts."""
+    _fold_word.cache_clear()
+    tokens.cache_clear()
+
+
 @lru_cache(maxsize=256)  # a question is tokenised by several steps of its interpretation
 def tokens(text: str) -> tuple[Token, ...]:
     """Letter-only word tokens of `text` (digits and underscores split or exclude words)."""
