@@ -83,15 +83,15 @@ class ComparablesIndex:
             self.cities[str(name)] = _CityIndex(mean, scale, NearestNeighbors().fit(standard), rows)
         return self
 
-    def query(self, frame: Inputs, k: int = 5) -> pd.DataFrame:
-        """Long frame: one row per (query row, rank) with the comparable's shown columns and distance.
+    def neighbours(self, frame: Inputs, k: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The k most similar training rows of the same city for each query row (a frame or `Rows`):
+        arrays of query row (position), `table` row and distance, in (query row, rank) order.
 
-        `query_row` is the query's position in `frame` (a frame or `Rows`); cities without training
-        rows yield nothing.
+        Cities without training rows yield nothing.
         """
         matrix = self._matrix(frame) if len(frame) else np.zeros((0, len(self.features)))
         cities = strings(frame, "city")
-        parts = []
+        queries, found_rows, distances = [], [], []
         for name in pd.unique(cities):
             index = self.cities.get(str(name))
             if index is None:
@@ -100,13 +100,28 @@ class ComparablesIndex:
             standard = np.nan_to_num((matrix[rows] - index.mean) / index.scale)
             kk = min(k, len(index.rows))
             distance, found = index.neighbours.kneighbors(standard, n_neighbors=kk)
-            picked = self.table.iloc[index.rows[found.ravel()]].reset_index(drop=True)
-            picked.insert(0, "rank", np.tile(np.arange(1, kk + 1), len(rows)))
-            picked.insert(0, "query_row", np.repeat(rows, kk))
-            picked["distance"] = distance.ravel()
-            parts.append(picked)
-        if not parts:
+            queries.append(np.repeat(rows, kk))
+            found_rows.append(index.rows[found.ravel()])
+            distances.append(distance.ravel())
+        if not queries:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
+        query_rows = np.concatenate(queries)
+        order = np.argsort(query_rows, kind="stable")  # each city's block is already in rank order
+        return query_rows[order], np.concatenate(found_rows)[order], np.concatenate(distances)[order]
+
+    def query(self, frame: Inputs, k: int = 5) -> pd.DataFrame:
+        """Long frame: one row per (query row, rank) with the comparable's shown columns and distance.
+
+        `query_row` is the query's position in `frame` (a frame or `Rows`); cities without training
+        rows yield nothing.
+        """
+        query_rows, rows, distance = self.neighbours(frame, k)
+        if not len(rows):
             return pd.DataFrame(columns=["query_row", "rank", *self.table.columns, "distance"])
-        if len(parts) == 1:  # one city: already in (query_row, rank) order
-            return parts[0]
-        return pd.concat(parts, ignore_index=True).sort_values(["query_row", "rank"], ignore_index=True)
+        starts = np.flatnonzero(np.r_[True, query_rows[1:] != query_rows[:-1]])
+        rank = np.arange(len(rows)) - np.repeat(starts, np.diff(np.r_[starts, len(rows)])) + 1
+        picked = self.table.iloc[rows].reset_index(drop=True)
+        picked.insert(0, "rank", rank)
+        picked.insert(0, "query_row", query_rows)
+        picked["distance"] = distance
+        return picked

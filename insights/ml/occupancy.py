@@ -592,13 +592,15 @@ class OccupancyModel:
     def predict(self, frame: Inputs) -> pd.DataFrame:
         """Per row of a frame or `Rows`: `log_price_ratio`, `let_probability_30d`, `expected_vacancy_days`,
         `expected_occupancy`, `basis`."""
-        let_probability, vacancy, occupancy = self._outcomes(self.predict_probability(frame), self._lease_days(frame))
-        out = pd.DataFrame({"log_price_ratio": log_price_ratio(frame)}, index=frame.index)
-        out["let_probability_30d"] = let_probability
-        out["expected_vacancy_days"] = vacancy
-        out["expected_occupancy"] = occupancy
+        out = pd.DataFrame(self.predict_rows(frame), index=frame.index)
         out["basis"] = pd.Categorical([self.basis] * len(out))
         return out
+
+    def predict_rows(self, frame: Inputs) -> dict[str, np.ndarray]:
+        """`predict`'s figures as arrays, without a frame (for a few rows, e.g. `Rows` of one unit)."""
+        let_probability, vacancy, occupancy = self._outcomes(self.predict_probability(frame), self._lease_days(frame))
+        return {"log_price_ratio": log_price_ratio(frame), "let_probability_30d": let_probability,
+                "expected_vacancy_days": vacancy, "expected_occupancy": occupancy}
 
     def price_response(self, frame: Inputs) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
         """For the units of `frame` (a frame or `Rows`: features, `market_rent`, `month` or `date`; `asking_rent` is not

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from functools import cached_property
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -45,17 +46,36 @@ class OccupancyPredictor(Protocol):
 
 @dataclass(frozen=True)
 class PricingResult:
-    """Per-unit pricing (`units`, indexed like the input) and, on request, the long revenue `curves`."""
+    """Per-unit pricing (`units`, indexed like the input) and, on request, the long revenue `curves`.
 
-    units: pd.DataFrame
-    curves: pd.DataFrame | None = None
+    Held as arrays: the frames are built on first use, and one unit's figures (`unit`, `curve`) are
+    read without them (answering one question prices one unit).
+    """
+
+    index: pd.Index
+    columns: dict[str, np.ndarray | str]  # the columns of `units`, in order (a str is the same on every row)
+    curve_columns: dict[str, np.ndarray] | None = None  # the columns of `curves`, in order
+
+    @cached_property
+    def units(self) -> pd.DataFrame:
+        """One row per unit, indexed like the input (columns: see `price_units`)."""
+        return pd.DataFrame(self.columns).set_axis(self.index)
+
+    @cached_property
+    def curves(self) -> pd.DataFrame | None:
+        """Long frame: one row per (unit, ratio searched) with rent, occupancy, let probability and revenue."""
+        return None if self.curve_columns is None else pd.DataFrame(self.curve_columns)
+
+    def unit(self, position: int) -> dict[str, Any]:
+        """The figures of the unit at `position` (0 for the first), as `units` has them."""
+        return {name: values if isinstance(values, str) else values[position] for name, values in self.columns.items()}
 
     def curve(self, unit: Hashable) -> list[dict[str, float]]:
         """The revenue curve of one unit (by input index): points with ratio, rent, occupancy, revenue."""
-        if self.curves is None:
+        if self.curve_columns is None:
             raise InvalidInput("curves were not computed: call price_units(..., with_curves=True)")
-        rows = np.flatnonzero(self.curves["unit"].to_numpy() == unit)
-        columns = {c: self.curves[c].to_numpy(dtype=float)[rows].tolist() for c in self.curves.columns if c != "unit"}
+        rows = np.flatnonzero(self.curve_columns["unit"] == unit)
+        columns = {c: np.asarray(v, dtype=float)[rows].tolist() for c, v in self.curve_columns.items() if c != "unit"}
         return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
 
 
@@ -100,26 +120,24 @@ def price_units(
     up = optimal * (1 + SENSITIVITY_STEP) * around[0][:, 0] * periods_per_year
     down = optimal * (1 - SENSITIVITY_STEP) * around[0][:, 1] * periods_per_year
 
-    table = pd.DataFrame(
-        {
-            "market_rent": market,
-            "asking_rent": asking,
-            "expected_occupancy": now[0][:, 0],
-            "let_probability_30d": now[1][:, 0],
-            "expected_revenue": asking * now[0][:, 0] * periods_per_year,
-            "optimal_rent": optimal,
-            "optimal_ratio": best_ratio,
-            "optimal_occupancy": at_opt[0][:, 0],
-            "optimal_let_probability_30d": at_opt[1][:, 0],
-            "optimal_revenue": optimal_revenue,
-            "revenue_change_up_5pct": up / optimal_revenue - 1.0,
-            "revenue_change_down_5pct": down / optimal_revenue - 1.0,
-            "at_grid_edge": (best == 0) | (best == len(grid) - 1),
-            "basis": _basis(model),
-        }
-    ).set_axis(index)
+    columns = {
+        "market_rent": market,
+        "asking_rent": asking,
+        "expected_occupancy": now[0][:, 0],
+        "let_probability_30d": now[1][:, 0],
+        "expected_revenue": asking * now[0][:, 0] * periods_per_year,
+        "optimal_rent": optimal,
+        "optimal_ratio": best_ratio,
+        "optimal_occupancy": at_opt[0][:, 0],
+        "optimal_let_probability_30d": at_opt[1][:, 0],
+        "optimal_revenue": optimal_revenue,
+        "revenue_change_up_5pct": up / optimal_revenue - 1.0,
+        "revenue_change_down_5pct": down / optimal_revenue - 1.0,
+        "at_grid_edge": (best == 0) | (best == len(grid) - 1),
+        "basis": _basis(model),
+    }
     curves = _curves(index, grid, market, occupancy, let_p, revenue) if with_curves else None
-    return PricingResult(units=table, curves=curves)
+    return PricingResult(index=index, columns=columns, curve_columns=curves)
 
 
 def revenue_curve(
@@ -194,18 +212,16 @@ def _refine(respond: Response, market: np.ndarray, grid: np.ndarray, best: np.nd
 
 def _curves(
     index: pd.Index, grid: np.ndarray, market: np.ndarray, occupancy: np.ndarray, let_p: np.ndarray, revenue: np.ndarray
-) -> pd.DataFrame:
+) -> dict[str, np.ndarray]:
     n, k = occupancy.shape
-    return pd.DataFrame(
-        {
-            "unit": np.repeat(index.to_numpy(), k),
-            "ratio": np.tile(grid, n),
-            "rent": (grid[None, :] * market[:, None]).ravel(),
-            "occupancy": occupancy.ravel(),
-            "let_probability_30d": let_p.ravel(),
-            "revenue": revenue.ravel(),
-        }
-    )
+    return {
+        "unit": np.repeat(index.to_numpy(), k),
+        "ratio": np.tile(grid, n),
+        "rent": (grid[None, :] * market[:, None]).ravel(),
+        "occupancy": occupancy.ravel(),
+        "let_probability_30d": let_p.ravel(),
+        "revenue": revenue.ravel(),
+    }
 
 
 def _basis(model: OccupancyPredictor) -> str:

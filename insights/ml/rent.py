@@ -250,6 +250,16 @@ class RentModel:
         fitted = self._require()
         return fitted.comparables.query(frame if isinstance(frame, pd.DataFrame) else self._rows(frame), k)
 
+    def comparable_rows(self, rows: Sequence[Mapping[str, Any]], k: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`comparables` of a few rows without a frame: arrays of query row, row of the model's copy of
+        its training listings (`comparables_table`) and distance, in (query row, rank) order."""
+        return self._require().comparables.neighbours(self._rows(rows), k)
+
+    @property
+    def comparables_table(self) -> pd.DataFrame:
+        """The model's compact copy of its training listings (what comparables show)."""
+        return self._require().comparables.table
+
     def explain(self, frame: pd.DataFrame | Sequence[Mapping[str, Any]], top: int = 3) -> pd.DataFrame:
         """Per row: baseline rent (a typical listing of the city and month), the `top` drivers with
         money amounts, and a sentence ('size +310 PLN, location -120 PLN').

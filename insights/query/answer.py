@@ -630,10 +630,10 @@ def comparables_of(rent: LoadedModel, unit: Unit, summary: MarketSummary, k: int
     """
     model = rent.model
     located = unit.features.get("latitude") is not None and unit.features.get("longitude") is not None
-    if located and hasattr(model, "comparables"):
+    if located and hasattr(model, "comparable_rows"):
         def compute() -> list[dict[str, Any]]:
-            found = model.comparables([unit_row(unit.features, rent.feature_schema)], k)
-            return found[[c for c in (*COMPARABLE_COLUMNS, "distance") if c in found]].to_dict("records")
+            _, rows, distance = model.comparable_rows([unit_row(unit.features, rent.feature_schema)], k)
+            return _listing_records(model.comparables_table, rows, distance)
     else:
         compute = lambda: _district_comparables(summary.listings, unit, k)  # noqa: E731
 
@@ -668,9 +668,13 @@ def _district_comparables(listings: pd.DataFrame, unit: Unit, k: int) -> list[di
     if district is not None and arrays.district is not None:
         other = arrays.district != arrays.districts.get(str(district), -2)  # unknown districts (-1) are other
     top = np.lexsort((arrays.newest_first, np.round(distance, 6), other))[:k]
-    rows = market.table_rows[top]
-    columns = {c: listings[c].array.take(rows) for c in COMPARABLE_COLUMNS if c in listings}  # no frame for k rows
-    return [{**{c: values[i] for c, values in columns.items()}, "distance": distance[j]} for i, j in enumerate(top)]
+    return _listing_records(listings, market.table_rows[top], distance[top])
+
+
+def _listing_records(listings: pd.DataFrame, rows: np.ndarray, distance: np.ndarray) -> list[dict[str, Any]]:
+    """`COMPARABLE_COLUMNS` and `distance` of a few rows of a listings table (read per column: no frame)."""
+    columns = {c: listings[c].array.take(rows) for c in COMPARABLE_COLUMNS if c in listings}
+    return [{**{c: values[i] for c, values in columns.items()}, "distance": distance[i]} for i in range(len(rows))]
 
 
 def drivers_of(rent: LoadedModel, unit: Unit, top: int = TOP_DRIVERS) -> list[dict[str, Any]]:
@@ -1099,15 +1103,15 @@ class _Answerer:
         text += [basis["explanation"], _assumption_sentence(unit)]
         return self.reply(text, result, estimate.confidence)
 
-    def _priced(self, occupancy: LoadedModel, unit: Unit, market_rent: float, asking: float) -> tuple[pd.Series, list[dict[str, float]]]:
+    def _priced(self, occupancy: LoadedModel, unit: Unit, market_rent: float, asking: float) -> tuple[dict[str, Any], list[dict[str, float]]]:
         month = int(self.today.month)
 
-        def compute() -> tuple[pd.Series, list[dict[str, float]]]:
+        def compute() -> tuple[dict[str, Any], list[dict[str, float]]]:
             priced = price_units(occupancy, occupancy_rows(occupancy, unit, market_rent, [asking], month), with_curves=True)
             points = priced.curve(0)
             curve = [{k: round(v, 4 if k in ("ratio", "occupancy", "let_probability_30d") else 2) for k, v in p.items()}
                      for i, p in enumerate(points) if i % CURVE_EVERY == 0 or i == len(points) - 1]
-            return priced.units.iloc[0], curve
+            return priced.unit(0), curve
 
         return _cached(_cache_key("pricing", occupancy.version, unit.features, round(market_rent, 2), round(asking, 2), month), compute)
 
@@ -1115,8 +1119,9 @@ class _Answerer:
         month = int(self.today.month)
 
         def compute() -> list[dict[str, Any]]:
-            predicted = occupancy.predict(occupancy_rows(occupancy, unit, market_rent, rents, month))
-            return [_occupancy_dict(predicted.iloc[i], rents[i], unit.market.currency) for i in range(len(rents))]
+            predicted = occupancy.model.predict_rows(occupancy_rows(occupancy, unit, market_rent, rents, month))
+            return [_occupancy_dict({k: v[i] for k, v in predicted.items()}, rents[i], unit.market.currency)
+                    for i in range(len(rents))]
 
         key = _cache_key("occupancy", occupancy.version, unit.features, round(market_rent, 2),
                          tuple(round(r, 2) for r in rents), month)
@@ -1393,7 +1398,7 @@ def _estimate_dict(estimate: Estimate, currency: str | None) -> dict[str, Any]:
             "confidence_band": CONFIDENCE_BAND}
 
 
-def _occupancy_dict(row: pd.Series, rent: float, currency: str | None) -> dict[str, Any]:
+def _occupancy_dict(row: Mapping[str, Any], rent: float, currency: str | None) -> dict[str, Any]:
     occupancy = float(row["expected_occupancy"])
     return {"rent": round(rent, 2), "currency": currency,
             "let_probability_30d": _maybe(row.get("let_probability_30d")),

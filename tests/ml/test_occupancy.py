@@ -266,6 +266,8 @@ def test_rows_give_what_the_frame_gives(engine: str, logistic_model: OccupancyMo
     frame.loc[frame.index[0], "property_type"] = None
     rows = frame.to_dict("records")
     pd.testing.assert_frame_equal(model.predict(Rows(rows)), model.predict(frame.reset_index(drop=True)))
+    arrays = model.predict_rows(Rows(rows))
+    pd.testing.assert_frame_equal(pd.DataFrame(arrays), model.predict(frame.reset_index(drop=True)).drop(columns="basis"))
     dated = frame.drop(columns="month").assign(date=pd.Timestamp("2024-03-15"))
     pd.testing.assert_frame_equal(model.predict(Rows(dated.to_dict("records"))), model.predict(dated.reset_index(drop=True)))
     rents = frame[["market_rent"]].to_numpy() * np.array([[0.9, 1.0, 1.1]])

@@ -102,6 +102,10 @@ def test_the_models_price_response_gives_what_predict_gives(engine: str, model: 
     slow = price_units(PredictOnly(chosen), units, with_curves=True)
     pd.testing.assert_frame_equal(fast.units, slow.units, rtol=1e-9)
     pd.testing.assert_frame_equal(fast.curves, slow.curves, rtol=1e-9)
+    # One unit's figures and curve, read without the frames, are the frames' (by position and by label).
+    assert fast.unit(3) == fast.units.iloc[3].to_dict()
+    in_frame = fast.curves[fast.curves["unit"] == "unit-3"].drop(columns="unit").to_dict("records")
+    assert fast.curve("unit-3") == in_frame and len(in_frame) == len(pricing.DEFAULT_RATIOS)
     respond = chosen.price_response(units.drop(columns="asking_rent"))
     occupancy, let_p = respond(units[["asking_rent"]].to_numpy())
     predicted = chosen.predict(units)

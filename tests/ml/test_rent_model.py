@@ -102,6 +102,13 @@ def test_comparables_are_similar_listings_of_the_same_city(model: RentModel, tes
     assert (found["city"].to_numpy() == rows["city"].to_numpy()[found["query_row"]]).all()
     assert {"listing_id", "monthly_rent", "size_sqm", "bedrooms", "listed_at", "distance"} <= set(found.columns)
     assert (found.groupby("query_row")["distance"].apply(lambda d: d.is_monotonic_increasing)).all()
+    # Several cities in one call give each row what it gets alone; a city without listings gets nothing.
+    mixed = pd.concat([rows, rows.iloc[[0]].assign(city="Atlantis")], ignore_index=True)
+    alone = pd.concat([model.comparables(rows.iloc[[i]], k=5).assign(query_row=i) for i in range(20)], ignore_index=True)
+    pd.testing.assert_frame_equal(model.comparables(mixed, k=5), alone)
+    query_rows, table_rows, distance = model.comparable_rows(mixed.to_dict("records"), k=5)
+    assert (query_rows == found["query_row"].to_numpy()).all() and np.allclose(distance, found["distance"])
+    assert (model.comparables_table["listing_id"].to_numpy()[table_rows] == found["listing_id"].to_numpy()).all()
 
 
 def test_explanations_add_up_to_the_estimate(model: RentModel, test_rows: pd.DataFrame) -> None:
