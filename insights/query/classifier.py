@@ -56,7 +56,7 @@ class _Vectorizer:
 
     def __init__(self, fitted: TfidfVectorizer, offset: int) -> None:
         self.analyze = fitted.build_analyzer()
-        self.vocabulary: dict[str, int] = {k: int(v) for k, v in fitted.vocabulary_.items()}
+        self.vocabulary: dict[str, int] = {k: int(v) + offset for k, v in fitted.vocabulary_.items()}  # union's columns
         self.idf = fitted.idf_
         self.offset = offset
         self._by_word: dict[str, list[int]] | None = {} if fitted.analyzer == "char_wb" else None
@@ -65,7 +65,8 @@ class _Vectorizer:
         if self._by_word is not None:
             self._by_word.clear()
 
-    def _columns(self, text: str) -> list[int]:
+    def columns(self, text: str) -> list[int]:
+        """The union's column of each n-gram of `text` in the vocabulary (repeated as often as it occurs)."""
         vocabulary = self.vocabulary
         if self._by_word is None:
             return [c for gram in self.analyze(text) if (c := vocabulary.get(gram)) is not None]
@@ -80,14 +81,6 @@ class _Vectorizer:
             columns += known
         return columns
 
-    def features(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        """Column indices and l2-normalised sublinear tf-idf weights of `text`."""
-        counts = Counter(self._columns(text))
-        if not counts:
-            return np.empty(0, dtype=np.intp), np.empty(0)
-        columns = np.fromiter(counts, dtype=np.intp, count=len(counts))
-        weights = (1.0 + np.log(np.fromiter(counts.values(), dtype=float, count=len(counts)))) * self.idf[columns]
-        return columns + self.offset, weights / np.linalg.norm(weights)
 
 
 class IntentClassifier:
@@ -112,6 +105,8 @@ class IntentClassifier:
         model: LogisticRegression = self._pipeline.named_steps["model"]
         self._coef_columns = np.ascontiguousarray(model.coef_.T)  # (features, classes)
         self._intercept = model.intercept_.copy()
+        self._idf = np.concatenate([v.idf for v in self._vectorizers])
+        self._block_starts = np.array([v.offset for v in self._vectorizers])  # where each vectorizer's columns start
 
     def forget_words(self) -> None:
         """Empty the vectorizers' per-word memos."""
@@ -138,11 +133,19 @@ class IntentClassifier:
         return self._pipeline.predict_proba([masked_text])[0]
 
     def _probabilities(self, masked_text: str) -> np.ndarray:
+        """Softmax of the linear scores of the question's tf-idf features: sublinear term counts times
+        idf, l2-normalised within each vectorizer's block (as the fitted FeatureUnion does)."""
         scores = self._intercept.copy()
+        found: list[int] = []
         for vectorizer in self._vectorizers:
-            columns, weights = vectorizer.features(masked_text)
-            if len(columns):
-                scores += weights @ self._coef_columns[columns]
+            found += vectorizer.columns(masked_text)
+        counts = Counter(found)
+        if counts:
+            columns = np.fromiter(counts, dtype=np.intp, count=len(counts))
+            weights = (1.0 + np.log(np.fromiter(counts.values(), dtype=float, count=len(counts)))) * self._idf[columns]
+            block = np.searchsorted(self._block_starts, columns, side="right") - 1
+            norms = np.sqrt(np.bincount(block, weights=weights * weights, minlength=len(self._block_starts)))
+            scores += (weights / norms[block]) @ self._coef_columns[columns]
         scores -= scores.max()
         exp = np.exp(scores)
         return exp / exp.sum()

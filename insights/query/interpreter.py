@@ -261,11 +261,12 @@ def _mask_values(text: str) -> tuple[dict[str, Any], str]:
     """Money, size, rooms, rent, currency, furnished and type, in an order that keeps one number
     from being read twice."""
     found: dict[str, Any] = {}
-    money, text = ent.extract_money(text)
-    size, text = ent.extract_size(text)
+    numeric = _DIGITS.search(text) is not None  # amounts and sizes are written in digits; counts may be words
+    money, text = ent.extract_money(text) if numeric else (None, text)
+    size, text = ent.extract_size(text) if numeric else (None, text)
     bedrooms, text = ent.extract_bedrooms(text)
     bathrooms, text = ent.extract_bathrooms(text)
-    if money is None:
+    if money is None and numeric:
         money, text = ent.extract_bare_rent(text)
     kind = ent.extract_property_type(text)
     if kind == "studio" and bedrooms is None:
