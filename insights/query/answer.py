@@ -729,7 +729,7 @@ def find_property(session: Session, *, account_id: int | None, property_id: str)
     """The caller's property (another account's is never returned); exact id first, then any case."""
     owner = PropertyRow.account_id.is_(None) if account_id is None else PropertyRow.account_id == account_id
     row = session.scalar(select(PropertyRow).where(owner, PropertyRow.property_id == property_id).limit(1))
-    if row is None:
+    if row is None:  # then in any case (an index on lower(property_id) serves this)
         row = session.scalar(
             select(PropertyRow).where(owner, func.lower(PropertyRow.property_id) == property_id.lower()).limit(1)
         )

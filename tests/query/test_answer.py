@@ -452,6 +452,23 @@ def test_a_property_of_another_account_is_not_revealed(trained: Trained) -> None
     assert trained.ask("optimal rent for prop_777", account_id=trained.owner)["result"]["status"] == "not_found"
 
 
+def test_a_property_id_is_found_in_any_case_its_exact_spelling_first(trained: Trained) -> None:
+    find = answer_module.find_property
+    with trained.session_factory() as session:
+        assert find(session, account_id=trained.owner, property_id="PROP_12345").property_id == "prop_12345"
+        assert find(session, account_id=trained.stranger, property_id="PROP_12345") is None
+        twin = _property("PROP_55555", trained.owner, district="Pankow", size_sqm=50.0, bedrooms=1.0)
+        session.add(twin)
+        session.commit()
+        try:
+            assert find(session, account_id=trained.owner, property_id="PROP_55555").district == "Pankow"
+            assert find(session, account_id=trained.owner, property_id="prop_55555").district == "Mitte"
+            assert find(session, account_id=trained.owner, property_id="Prop_55555").property_id in ("prop_55555", "PROP_55555")
+        finally:
+            session.delete(twin)
+            session.commit()
+
+
 def test_without_an_account_the_ingested_portfolio_is_used(trained: Trained) -> None:
     with trained.session_factory() as session:
         market_id = session.scalar(select(PropertyRow.property_id).where(PropertyRow.account_id.is_(None)).limit(1))
