@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 #: Letters that NFKD does not decompose into a base letter plus a mark.
 _SPECIAL_LETTERS = str.maketrans(
@@ -47,9 +47,8 @@ def _accent_table() -> dict[int, str]:
 _ACCENT_TABLE = _accent_table()
 
 
-@dataclass(frozen=True, slots=True)
-class Token:
-    """A word of the original text: its text, folded form and character span."""
+class Token(NamedTuple):
+    """A word of the original text: its text, folded form and character span (a tuple: cheap to make)."""
 
     text: str
     folded: str
