@@ -118,8 +118,8 @@ class ComparablesIndex:
         query_rows, rows, distance = self.neighbours(frame, k)
         if not len(rows):
             return pd.DataFrame(columns=["query_row", "rank", *self.table.columns, "distance"])
-        starts = np.flatnonzero(np.r_[True, query_rows[1:] != query_rows[:-1]])
-        rank = np.arange(len(rows)) - np.repeat(starts, np.diff(np.r_[starts, len(rows)])) + 1
+        starts = np.flatnonzero(np.r_[True, query_rows[1:] != query_rows[:-1]])  # where each query row's block starts
+        rank = np.arange(len(rows)) - np.repeat(starts, np.diff(np.r_[starts, len(rows)])) + 1  # 1.. within a block
         picked = self.table.iloc[rows].reset_index(drop=True)
         picked.insert(0, "rank", rank)
         picked.insert(0, "query_row", query_rows)

@@ -388,7 +388,6 @@ def _registration(
 
 #: The champion pointer each process last read, by pointer path: (the file's identity, its version).
 _pointer_reads: dict[Path, tuple[tuple[int, ...], str | None]] = {}
-_pointer_paths: dict[tuple[str, str], Path] = {}
 
 
 def champion_version(models_dir: Path, name: str) -> str | None:
@@ -398,9 +397,7 @@ def champion_version(models_dir: Path, name: str) -> str | None:
     rollback always gives it a new identity (device, inode, size, change and modification times);
     the file is read again only then.
     """
-    path = _pointer_paths.get((str(models_dir), name))
-    if path is None:
-        path = _pointer_paths.setdefault((str(models_dir), name), _name_dir(models_dir, name) / CHAMPION_FILE)
+    path = _name_dir(models_dir, name) / CHAMPION_FILE
     try:
         stat = os.stat(path)
     except FileNotFoundError:

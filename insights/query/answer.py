@@ -38,8 +38,8 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import date, datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -240,21 +240,12 @@ class MarketSummary:
         """The market a city name means ("Munich" -> the model's "München"), or None."""
         if not name:
             return None
-        if name not in self._matches:
-            if len(self._matches) > 4096:
-                self._matches.clear()
-            self._matches[name] = match_data_city(name, self.cities)
-        found = self._matches[name]
+        found = _memo(self._matches, name, lambda: match_data_city(name, self.cities))
         return self.cities[found] if found else None
 
     def nearest(self, record: CityRecord, *, exclude: str | None = None) -> tuple[CityMarket, float] | None:
         """The known market closest to a place (great-circle km), among markets with enough data."""
-        key = (record.geonameid, exclude)
-        if key not in self._nearest:
-            if len(self._nearest) > 4096:
-                self._nearest.clear()
-            self._nearest[key] = self._closest(record, exclude)
-        return self._nearest[key]
+        return _memo(self._nearest, (record.geonameid, exclude), lambda: self._closest(record, exclude))
 
     def _closest(self, record: CityRecord, exclude: str | None) -> tuple[CityMarket, float] | None:
         best: tuple[CityMarket, float] | None = None
@@ -271,16 +262,29 @@ class MarketSummary:
         if not country:
             return []
         wanted = fold(country)
-        if wanted not in self._in_country:
-            if len(self._in_country) > 4096:
-                self._in_country.clear()
+
+        def find() -> list[CityMarket]:
             found = [m for m in self.cities.values() if m.country and fold(m.country) == wanted and m.rows >= THIN_MARKET_ROWS]
-            self._in_country[wanted] = sorted(found, key=lambda m: -m.rows)
-        return list(self._in_country[wanted])
+            return sorted(found, key=lambda m: -m.rows)
+
+        return list(_memo(self._in_country, wanted, find))
 
     def largest(self, n: int) -> list[CityMarket]:
         """The n markets with the most listings."""
         return sorted(self.cities.values(), key=lambda m: -m.rows)[:n]
+
+
+#: Entries a summary remembers per question-dependent lookup before it starts over.
+SUMMARY_MEMO_SIZE = 4096
+
+
+def _memo(memo: dict[Any, Any], key: Any, compute: Callable[[], Any]) -> Any:
+    """`memo[key]`, computed on first use (a full memo is emptied first: it only saves repeated work)."""
+    if key not in memo:
+        if len(memo) >= SUMMARY_MEMO_SIZE:
+            memo.clear()
+        memo[key] = compute()
+    return memo[key]
 
 
 _summaries: OrderedDict[str, MarketSummary] = OrderedDict()

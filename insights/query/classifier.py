@@ -62,6 +62,7 @@ class _Vectorizer:
         self._by_word: dict[str, list[int]] | None = {} if fitted.analyzer == "char_wb" else None
 
     def forget_words(self) -> None:
+        """Empty the per-word memo."""
         if self._by_word is not None:
             self._by_word.clear()
 
@@ -80,7 +81,6 @@ class _Vectorizer:
                 self._by_word[word] = known
             columns += known
         return columns
-
 
 
 class IntentClassifier:
