@@ -386,16 +386,19 @@ def _registration(
 # --------------------------------------------------------------------------------------------------
 
 
-#: The champion pointer each process last read, by pointer path: (the file's identity, its version).
-_pointer_reads: dict[Path, tuple[tuple[int, ...], str | None]] = {}
+#: Seconds after which the champion pointer is read again even if its file looks unchanged (a network
+#: file system's attribute cache can hide a replacement for a while; reading it does not).
+POINTER_REREAD_SECONDS = 5.0
+#: The champion pointer each process last read, by pointer path: (file identity, version, read at).
+_pointer_reads: dict[Path, tuple[tuple[int, ...], str | None, float]] = {}
 
 
 def champion_version(models_dir: Path, name: str) -> str | None:
-    """The champion's version of `name`, or None: cheap enough to poll per request (one `stat`).
+    """The champion's version of `name`, or None: cheap enough to poll per request (mostly one `stat`).
 
     The pointer file is only ever replaced whole (`os.replace` of a new file), so a promotion or a
     rollback always gives it a new identity (device, inode, size, change and modification times);
-    the file is read again only then.
+    the file is read again then, and at least every `POINTER_REREAD_SECONDS`.
     """
     path = _name_dir(models_dir, name) / CHAMPION_FILE
     try:
@@ -404,11 +407,12 @@ def champion_version(models_dir: Path, name: str) -> str | None:
         return None
     identity = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_ctime_ns, stat.st_mtime_ns)
     known = _pointer_reads.get(path)
-    if known is not None and known[0] == identity:
+    now = time.monotonic()
+    if known is not None and known[0] == identity and now - known[2] < POINTER_REREAD_SECONDS:
         return known[1]
     pointer = _read_pointer(path.parent)  # a replacement between stat and read is seen at the next call
     version = None if pointer is None else str(pointer["version"])
-    _pointer_reads[path] = (identity, version)
+    _pointer_reads[path] = (identity, version, now)
     return version
 
 

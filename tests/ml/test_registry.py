@@ -230,6 +230,23 @@ def test_rollback_and_manual_promotion(tmp_path: Path, good_model, weak_model, d
         assert champion_version(tmp_path, NAME) == first.version
 
 
+def test_the_champion_pointer_is_read_again_only_when_replaced_or_after_a_while(tmp_path: Path, good_model, data,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    champion = _register(tmp_path, good_model, data)
+    reads = []
+    original = registry._read_pointer
+    monkeypatch.setattr(registry, "_read_pointer", lambda folder: reads.append(folder) or original(folder))
+    monkeypatch.setattr(registry, "POINTER_REREAD_SECONDS", 3600.0)
+    assert champion_version(tmp_path, NAME) == champion.version
+    assert champion_version(tmp_path, NAME) == champion.version
+    assert len(reads) == 1  # the second call: unchanged file, recently read, a stat only
+    # A file system that hides the replacement (attribute cache) is still read after the interval.
+    monkeypatch.setattr(registry, "POINTER_REREAD_SECONDS", 0.0)
+    before = len(reads)
+    assert champion_version(tmp_path, NAME) == champion.version
+    assert len(reads) == before + 1
+
+
 def test_workers_detect_a_new_champion_by_version(tmp_path: Path, good_model, weak_model, data) -> None:
     handle = ChampionHandle(tmp_path, NAME)
     with pytest.raises(ModelNotAvailable):
