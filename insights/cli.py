@@ -24,6 +24,13 @@ HostOpt = Annotated[str, typer.Option(help="Interface to listen on.")]
 PortOpt = Annotated[int, typer.Option(help="Port to listen on.")]
 
 
+def _exit_on_sigterm() -> None:
+    """Let SIGTERM end this process as Ctrl-C does, running its `finally` blocks (stopping children and
+    the embedded Redis). uvicorn shuts down gracefully on SIGTERM and then raises the signal again;
+    with the default handler that would kill the process before it cleans up."""
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+
+
 def _serve(runtime: Runtime, host: str, port: int) -> None:
     import uvicorn
 
@@ -35,6 +42,7 @@ def _serve(runtime: Runtime, host: str, port: int) -> None:
 @app.command()
 def serve(host: HostOpt = defaults.API_HOST, port: PortOpt = defaults.API_PORT) -> None:
     """Run the API alone (workers and cron run elsewhere, sharing Redis and the database)."""
+    _exit_on_sigterm()
     runtime = Runtime.open(get_settings())
     try:
         _serve(runtime, host, port)
@@ -78,6 +86,7 @@ def _stop(children: list[subprocess.Popen[bytes]]) -> None:
 @app.command()
 def up(host: HostOpt = defaults.API_HOST, port: PortOpt = defaults.API_PORT) -> None:
     """Bring the whole service up on embedded defaults: demo data on first start, API, a worker and the cron scheduler."""
+    _exit_on_sigterm()
     settings = get_settings()
     runtime = Runtime.open(settings)
     from pipelines.bootstrap import bootstrap

@@ -75,3 +75,49 @@ def test_demo_data_writes_files_with_their_truth(home: Path, tmp_path: Path) -> 
     result = invoke("demo-data", "--out", str(tmp_path / "demo"), "--properties", "200")
     assert result.exit_code == 0, result.output
     assert {p.name for p in (tmp_path / "demo").iterdir()} >= {"listings.csv", "leases.csv", "properties.csv", "truth.json"}
+
+
+def test_serve_stops_its_embedded_redis_on_sigterm(tmp_path: Path) -> None:
+    """`leaseora serve` (and `up`, which shares the handling) runs its clean-up when stopped with SIGTERM:
+    uvicorn re-raises the signal after its graceful shutdown, which used to kill the process first and
+    leave the embedded redis-server it had started running."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+    env.update(LEASEORA_HOME=str(tmp_path), LEASEORA_SECRET_KEY="test-secret-not-for-production")
+    process = subprocess.Popen([sys.executable, "-m", "insights.cli", "serve", "--port", str(port)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, "the API did not start"
+            time.sleep(0.2)
+        redis_pid = int((tmp_path / "var" / "redis" / "redis.pid").read_text())
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 128 + signal.SIGTERM
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{redis_pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not Path(f"/proc/{redis_pid}").exists(), "the embedded redis-server outlived the API"
+        assert not (tmp_path / "var" / "redis" / "redis.url").exists()
+    finally:
+        if process.poll() is None:
+            process.kill()
+        pid_file = tmp_path / "var" / "redis" / "redis.pid"
+        if pid_file.exists() and Path(f"/proc/{pid_file.read_text().strip()}").exists():
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)  # never leave a server behind, even on failure
