@@ -52,7 +52,7 @@ from insights.data.schema import PROPERTY_FEATURES
 from insights.defaults import CONFIDENCE_BAND
 from insights.errors import ModelNotAvailable
 from insights.feed.published import published_insights
-from insights.ml.features import Rows
+from insights.ml.features import Rows, as_float
 from insights.ml.pricing import SENSITIVITY_STEP, price_units
 from insights.ml.registry import LoadedModel
 from insights.query.gazetteer import CityRecord, default_gazetteer, match_data_city
@@ -205,7 +205,7 @@ class ListingArrays:
     def of(cls, rows: pd.DataFrame) -> ListingArrays:
         """Arrays of a city's rows of the training table."""
         def number(column: str) -> np.ndarray | None:
-            return pd.to_numeric(rows[column], errors="coerce").to_numpy(dtype=float) if column in rows else None
+            return as_float(rows[column]) if column in rows else None
 
         district, districts = None, {}
         if "district" in rows:
