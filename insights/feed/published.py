@@ -2,8 +2,9 @@
 
 Answers to market-trend and comparison questions need the published set. A process keeps the set it
 last read for each database and, at most once per `CHECK_EVERY` seconds, asks whether the set
-changed: the number and the largest id of the current published rows (each publish inserts new rows
-and retires the old ones). A replacement made in this process (`replace_insights`) is seen at once;
+changed: the number, the largest id and the sum of the ids of the current published rows (each
+publish inserts new rows and retires the old ones; the sum also tells a withdrawn row swapped for
+another). A replacement made in this process (`replace_insights`) is seen at once;
 one made by another process within `CHECK_EVERY` seconds, as with the API's feed cache.
 
 The rows handed out are detached `Insight` objects shared by every reader: read them, never change them.
@@ -88,7 +89,7 @@ class PublishedInsights:
         with self._lock:
             generation = _generation
             with self._session_factory() as session:
-                fingerprint = tuple(session.execute(select(func.count(), func.max(Insight.id)).where(*_CURRENT)).one())
+                fingerprint = tuple(session.execute(select(func.count(), func.max(Insight.id), func.sum(Insight.id)).where(*_CURRENT)).one())
                 if self._published is None or fingerprint != self._fingerprint:
                     self._published = read_published(session)
                     self._fingerprint = fingerprint

@@ -79,3 +79,8 @@ def test_it_reads_again_only_when_the_set_changed(session_factory, statements) -
     assert sorted(reader.get().countries) == ["Berlin", "Munich"]
     with session_factory() as session:
         assert sorted(read_published(session).countries) == ["Berlin", "Munich"]
+    with session_factory() as session:  # one row withdrawn and an older one published in the same commit
+        session.execute(update(Insight).where(Insight.city == "Berlin").values(published=False))
+        session.execute(update(Insight).where(Insight.city == "Hamburg").values(published=True))
+        session.commit()
+    assert sorted(reader.get().countries) == ["Hamburg", "Munich"]  # same count and largest id, other rows
