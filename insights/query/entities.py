@@ -37,11 +37,20 @@ _CURRENCY_WORDS: dict[str, str] = {
     "chf": "CHF", "francs": "CHF", "czk": "CZK", "kč": "CZK", "a$": "AUD", "aud": "AUD",
     "c$": "CAD", "cad": "CAD", "¥": "JPY", "jpy": "JPY", "yen": "JPY", "₹": "INR", "inr": "INR",
     "rupees": "INR", "mxn": "MXN", "sek": "SEK", "nok": "NOK", "dkk": "DKK", "huf": "HUF",
+    "peso": "MXN", "pesos": "MXN", "franc": "CHF",
+}
+#: Signs and words that name a kind of currency rather than one currency: in a country whose
+#: currency is of that kind (GeoNames' currency name) they mean that country's currency ("$2,400 in
+#: Vancouver" is CAD, "$18,000 in Mexico City" MXN); elsewhere, or with no place, the code above.
+_CURRENCY_KINDS: dict[str, tuple[str, ...]] = {
+    "$": ("Dollar", "Peso"), "dollar": ("Dollar",), "dollars": ("Dollar",), "bucks": ("Dollar",),
+    "peso": ("Peso",), "pesos": ("Peso",), "£": ("Pound",), "pound": ("Pound",), "pounds": ("Pound",),
+    "franc": ("Franc",), "francs": ("Franc",), "rupees": ("Rupee",),
 }
 _PREFIX_CUR = r"(?P<cur>R\$|US\$|A\$|C\$|\$|€|£|¥|₹|\b(?:EUR|USD|PLN|BRL|GBP|CHF|CZK|AUD|CAD|JPY|INR|MXN)\b)"
 _SUFFIX_CUR = (
     r"(?P<cur>€|\$|£|zł|kč|\b(?:zl|eur|euros?|usd|dollars?|bucks|brl|reais|pln|z[lł]oty(?:ch|s)?"
-    r"|gbp|pounds?|quid|chf|francs|czk|aud|cad|jpy|yen|inr|rupees|mxn|sek|nok|dkk|huf)\b)"
+    r"|gbp|pounds?|quid|chf|francs?|czk|aud|cad|jpy|yen|inr|rupees|mxn|pesos?|sek|nok|dkk|huf)\b)"
 )
 _MONEY_PREFIX = re.compile(rf"{_PREFIX_CUR}\s?(?P<num>{_AMOUNT})(?P<k>{_K})?(?!\d)", re.IGNORECASE)
 _MONEY_SUFFIX = re.compile(rf"(?<![\w.,])(?P<num>{_AMOUNT})(?P<k>{_K})?\s?{_SUFFIX_CUR}", re.IGNORECASE)
@@ -127,10 +136,15 @@ BARE_RENT_RANGE = (50.0, 100_000.0)
 
 @dataclass(frozen=True, slots=True)
 class Money:
-    """An amount of money and its ISO currency code (None when the text gave none)."""
+    """An amount of money and its ISO currency code (None when the text gave none).
+
+    `kinds`: the kinds of currency the sign or word may stand for where a place says which (see
+    `regional_currency`); empty when it names one currency ("€", "C$", "CAD").
+    """
 
     amount: float
     currency: str | None
+    kinds: tuple[str, ...] = ()
 
 
 def parse_amount(number: str, thousands: bool = False) -> float | None:
@@ -217,7 +231,9 @@ def _money_from(m: re.Match[str]) -> Money | None:
     if amount is None:
         return None
     currency = m.groupdict().get("cur")
-    return Money(amount, _CURRENCY_WORDS.get(currency.lower()) if currency else None)
+    if not currency:
+        return Money(amount, None)
+    return Money(amount, _CURRENCY_WORDS.get(currency.lower()), _CURRENCY_KINDS.get(currency.lower(), ()))
 
 
 def extract_money(text: str) -> tuple[Money | None, str]:
@@ -243,10 +259,24 @@ def extract_bare_rent(text: str) -> tuple[Money | None, str]:
     return _extract((_RENT_PER_MONTH, _RENT_AFTER_VERB), text, read, placeholder)
 
 
-def extract_currency_only(text: str) -> str | None:
-    """A currency asked for without an amount ("in euros", "in PLN")."""
+def extract_currency_only(text: str) -> tuple[str | None, tuple[str, ...]]:
+    """A currency asked for without an amount ("in euros", "in PLN"), and its kinds (as in `Money`)."""
     m = _CURRENCY_ONLY.search(text)
-    return _CURRENCY_WORDS.get(m.group("cur").lower()) if m else None
+    if not m:
+        return None, ()
+    word = m.group("cur").lower()
+    return _CURRENCY_WORDS.get(word), _CURRENCY_KINDS.get(word, ())
+
+
+def regional_currency(currency: str | None, kinds: tuple[str, ...], local: tuple[str, str] | None) -> str | None:
+    """The currency meant, given the place's own currency `local` (ISO code, GeoNames name) if known.
+
+    "$" or "dollars" asked about a Canadian city is CAD; in a country without a dollar (or with no
+    place at all) it stays `currency` (USD), and the answer then flags it as another currency.
+    """
+    if local is not None and local[1] in kinds:
+        return local[0]
+    return currency
 
 
 def extract_size(text: str) -> tuple[float | None, str]:

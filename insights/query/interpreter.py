@@ -136,7 +136,7 @@ class Interpreter:
     # ----------------------------------------------------------------- parsing
     def training_text(self, template: str) -> str:
         """The masked classifier text of a training template (placeholders filled, no places)."""
-        _, masked = _mask_values(clean(_fill_training_template(template), MAX_QUESTION_CHARS))
+        _, _, masked = _mask_values(clean(_fill_training_template(template), MAX_QUESTION_CHARS))
         return _classifier_text(masked)
 
     def parse(self, text: str) -> Parsed:
@@ -148,10 +148,12 @@ class Interpreter:
         masked = _apply_corrections(masked, corrections)
         places = self._gazetteer.find_places(masked, _Known(self.vocabulary, corrections))
         masked = _mask_places(masked, places)
-        values, masked = _mask_values(masked)
+        values, kinds, masked = _mask_values(masked)
         cities = _distinct_cities(places)
         countries = tuple(dict.fromkeys(p.country_code for p in places if p.country_code))
         entities = self._place_entities(cities, countries)
+        if kinds and "currency" in values:  # "$" in Vancouver is CAD
+            values["currency"] = ent.regional_currency(values["currency"], kinds, self._local_currency(cities, countries))
         entities.update(values)
         if property_id:
             entities["property_id"] = property_id
@@ -170,6 +172,11 @@ class Interpreter:
             if fixed is not None:
                 fixes[word] = fixed
         return fixes
+
+    def _local_currency(self, cities: tuple[CityRecord, ...], countries: tuple[str, ...]) -> tuple[str, str] | None:
+        """(ISO code, GeoNames name) of the currency of the one country the question is about, if one."""
+        codes = {c.country_code for c in cities} if cities else set(countries)
+        return self._gazetteer.country_currency(codes.pop()) if len(codes) == 1 else None
 
     def _place_entities(self, cities: tuple[CityRecord, ...], countries: tuple[str, ...]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -257,9 +264,9 @@ def _apply_corrections(text: str, corrections: Mapping[str, str]) -> str:
     return "".join(out)
 
 
-def _mask_values(text: str) -> tuple[dict[str, Any], str]:
+def _mask_values(text: str) -> tuple[dict[str, Any], tuple[str, ...], str]:
     """Money, size, rooms, rent, currency, furnished and type, in an order that keeps one number
-    from being read twice."""
+    from being read twice; also the kinds of currency a "$" or "dollars" may stand for (see `Money`)."""
     found: dict[str, Any] = {}
     numeric = _DIGITS.search(text) is not None  # amounts and sizes are written in digits; counts may be words
     money, text = ent.extract_money(text) if numeric else (None, text)
@@ -272,7 +279,10 @@ def _mask_values(text: str) -> tuple[dict[str, Any], str]:
     if kind == "studio" and bedrooms is None:
         bedrooms = 0
     furnished = ent.extract_furnished(text)
-    currency = money.currency if money and money.currency else ent.extract_currency_only(text)
+    if money and money.currency:
+        currency, kinds = money.currency, money.kinds
+    else:
+        currency, kinds = ent.extract_currency_only(text)
     for key, value in (
         ("property_type", kind), ("bedrooms", bedrooms), ("bathrooms", bathrooms), ("size_sqm", size),
         ("asking_rent", ent.whole(money.amount) if money else None), ("currency", currency),
@@ -280,7 +290,7 @@ def _mask_values(text: str) -> tuple[dict[str, Any], str]:
     ):
         if value is not None:
             found[key] = value
-    return found, text
+    return found, kinds, text
 
 
 def _classifier_text(masked: str) -> str:

@@ -128,6 +128,32 @@ def test_currency_without_amount() -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "amount", "currency"),
+    [
+        ("is $2,400 fair for my 1 bed condo in Vancouver", 2400, "CAD"),  # a dollar sign in Canada
+        ("can I get 3000 dollars for a house in Melbourne", 3000, "AUD"),
+        ("$18,000 for a 2 bed in Mexico City?", 18000, "MXN"),  # the peso's sign is "$" too
+        ("i want 18000 pesos for my flat in Ciudad de Mexico", 18000, "MXN"),
+        ("2,500,000 pesos for a flat in Bogotá", 2500000, "COP"),
+        ("1200 pounds for a flat in Manchester", 1200, "GBP"),
+        ("US$ 2000 for a 2 bed in Toronto", 2000, "CAD"),
+        ("is $2,000 ok for a 2 bed in Berlin", 2000, "USD"),  # no dollar in Germany: stays USD (flagged later)
+        ("C$ 2000 for a 2 bed in Chicago", 2000, "CAD"),  # a named currency is never reinterpreted
+        ("rent for a 2 bed in Toronto or Seattle at $2000", 2000, "USD"),  # two countries: no single local currency
+        ("convert 100 dollars to euros", 100, "USD"),  # no place
+    ],
+)
+def test_a_dollar_or_peso_means_the_local_one(text: str, amount: float, currency: str) -> None:
+    found = entities(text)
+    assert (found["asking_rent"], found["currency"]) == (amount, currency)
+
+
+def test_a_currency_kind_without_amount_means_the_local_one() -> None:
+    assert entities("average rent in Sydney in dollars")["currency"] == "AUD"
+    assert entities("average rent in Paris in dollars")["currency"] == "USD"
+
+
+@pytest.mark.parametrize(
     ("text", "furnished"),
     [("a furnished flat", True), ("fully furnished studio", True), ("an unfurnished flat", False),
      ("not furnished", False), ("a flat that is not furnished", False)],
