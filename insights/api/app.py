@@ -11,12 +11,22 @@ from fastapi import FastAPI
 from insights import __version__
 from insights.api.errors import install_error_handlers
 from insights.api.feed_cache import FeedCache
-from insights.api.middleware import RateLimitHeaders
+from insights.api.middleware import BodyLimit, RateLimitHeaders
 from insights.api.routes import health, insights_feed, listings, operations, properties, queries
 from insights.config import Settings, get_settings
 from insights.runtime import Runtime
 from insights.services.intake import QueryIntake
 from insights.services.keys import VerifiedKeyCache
+
+
+#: The largest request body a path accepts (413 `validation_error` above): the batch endpoints take
+#: more, a question much less; 1 MiB anywhere else.
+BODY_LIMITS = {
+    "/ai/query": queries.MAX_QUERY_BODY_BYTES,
+    "/ai/properties": properties.MAX_BODY_BYTES,
+    "/ai/listings": listings.MAX_BODY_BYTES,
+}
+DEFAULT_BODY_LIMIT = 1024 * 1024
 
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
@@ -46,6 +56,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.feed_cache = FeedCache()  # per app: two apps (two homes) never share pages
     install_error_handlers(app)
     app.add_middleware(RateLimitHeaders)
+    app.add_middleware(BodyLimit, limits=BODY_LIMITS, default=DEFAULT_BODY_LIMIT)
     app.include_router(health.router)
     app.include_router(queries.router)
     app.include_router(insights_feed.router)

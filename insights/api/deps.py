@@ -8,10 +8,12 @@ generator waiting for a thread. Routes open `runtime.session_factory()` in their
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
 import redis
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
+from fastapi.routing import APIRoute
 from redis import asyncio as aioredis
 from starlette.concurrency import run_in_threadpool
 
@@ -42,46 +44,19 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 RedisDep = Annotated[redis.Redis, Depends(get_redis)]
 
 
-def authenticate_request(request: Request, runtime: RuntimeDep) -> Principal:
+async def authenticate(request: Request, runtime: Runtime) -> Principal:
     """The caller of `Authorization: Bearer <key>`, after taking one token from its rate-limit bucket.
 
-    Keys are verified through the app's `VerifiedKeyCache` (a revocation takes effect within its TTL).
+    Once per request: the caller is kept in the request state, so a second call (the route's
+    dependency after `AuthFirstRoute`) takes no second token. On the event loop: a key verified within
+    the `VerifiedKeyCache`'s TTL costs no I/O (a revocation takes effect within it), the token comes
+    from the asyncio Redis client, and only a key not verified recently is looked up in the database,
+    in the thread pool.
     """
-    cache: keys.VerifiedKeyCache = request.app.state.key_cache
-    principal = cache.authenticate(
-        runtime.session_factory, secret=runtime.settings.resolved_secret(), authorization_header=request.headers.get("authorization")
-    )
-    try:
-        decision = ratelimit.check(runtime.redis, key_id=principal.key_prefix, plan=principal.plan)
-    except redis.RedisError as exc:
-        raise ServiceUnavailable("rate limiter unavailable (Redis cannot be reached)") from exc
-    return _admitted(request, principal, decision)
-
-
-def _admitted(request: Request, principal: Principal, decision: ratelimit.RateDecision) -> Principal:
-    """The caller, once its rate-limit decision is recorded for the response; `RateLimited` when denied."""
-    # The rate-limit middleware copies these onto the response, whatever it turns out to be.
-    request.scope.setdefault("state", {})["rate_limit_headers"] = decision.headers()
-    if not decision.allowed:
-        raise RateLimited(
-            f"rate limit of {decision.limit} requests per minute exceeded; retry in {decision.retry_after} s",
-            retry_after=decision.retry_after,
-            details={"limit": decision.limit, "burst": decision.burst},
-        )
-    return principal
-
-
-def authorize(request: Request, runtime: Runtime, permission: str) -> Principal:
-    """The authenticated, rate-limited caller, who must hold `permission` (blocking: call off the event loop)."""
-    principal = authenticate_request(request, runtime)
-    require(principal, permission)
-    return principal
-
-
-async def authorize_async(request: Request, runtime: Runtime, permission: str) -> Principal:
-    """`authorize` on the event loop, for the hot path (`POST /ai/query`): a key verified within the
-    cache's TTL costs no I/O, and the rate-limit token comes from the asyncio Redis client; only a
-    key not verified recently is looked up in the database, in the thread pool."""
+    state = request.scope.setdefault("state", {})
+    known = state.get("principal")
+    if known is not None:
+        return known
     cache: keys.VerifiedKeyCache = request.app.state.key_cache
     secret, header = runtime.settings.resolved_secret(), request.headers.get("authorization")
     principal = cache.cached(secret=secret, authorization_header=header)
@@ -92,7 +67,22 @@ async def authorize_async(request: Request, runtime: Runtime, permission: str) -
         decision = await ratelimit.check_async(async_redis(request, runtime), key_id=principal.key_prefix, plan=principal.plan)
     except redis.RedisError as exc:
         raise ServiceUnavailable("rate limiter unavailable (Redis cannot be reached)") from exc
-    require(_admitted(request, principal, decision), permission)
+    # The rate-limit middleware copies these onto the response, whatever it turns out to be.
+    state["rate_limit_headers"] = decision.headers()
+    if not decision.allowed:
+        raise RateLimited(
+            f"rate limit of {decision.limit} requests per minute exceeded; retry in {decision.retry_after} s",
+            retry_after=decision.retry_after,
+            details={"limit": decision.limit, "burst": decision.burst},
+        )
+    state["principal"] = principal
+    return principal
+
+
+async def authorize(request: Request, runtime: Runtime, permission: str) -> Principal:
+    """The authenticated, rate-limited caller, who must hold `permission`."""
+    principal = await authenticate(request, runtime)
+    require(principal, permission)
     return principal
 
 
@@ -110,11 +100,40 @@ def async_redis(request: Request, runtime: Runtime) -> aioredis.Redis:
 def requires(permission: str):  # type: ignore[no-untyped-def]
     """A dependency: the authenticated, rate-limited caller, who must hold `permission`."""
 
-    def dependency(request: Request, runtime: RuntimeDep) -> Principal:
-        return authorize(request, runtime, permission)
+    async def dependency(request: Request, runtime: RuntimeDep) -> Principal:
+        return await authorize(request, runtime, permission)
 
+    dependency.permission = permission  # type: ignore[attr-defined]  # read by AuthFirstRoute
     return Depends(dependency)
 
 
-AnyCallerDep = Annotated[Principal, Depends(authenticate_request)]
+async def _any_caller(request: Request, runtime: RuntimeDep) -> Principal:
+    return await authenticate(request, runtime)
+
+
+AnyCallerDep = Annotated[Principal, Depends(_any_caller)]
 """The authenticated, rate-limited caller, whatever its permissions."""
+
+
+class AuthFirstRoute(APIRoute):
+    """A route that authenticates and rate-limits its caller before it reads the request body.
+
+    FastAPI reads and parses the body before it runs any dependency, so without this a request with
+    no key and a malformed body would get 422 rather than 401, and invalid requests would never spend
+    a rate-limit token nor carry the `X-RateLimit-*` headers. The permission is the one of the route's
+    `requires(...)` dependency (checked here too, so 403 also comes before 422).
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        permissions = [p for d in self.dependant.dependencies if (p := getattr(d.call, "permission", None))]
+        if self.body_field is None or not permissions:
+            return handler
+
+        async def authorized_first(request: Request) -> Response:
+            runtime = request.app.state.runtime
+            for permission in permissions:
+                await authorize(request, runtime, permission)
+            return await handler(request)
+
+        return authorized_first

@@ -24,7 +24,7 @@ _HTTP_CODES = {
     401: "authentication_error",
     403: "permission_denied",
     404: "resource_not_found",
-    405: "method_not_allowed",
+    405: "validation_error",  # the platform's codes have no other for a method the path does not take
     409: "conflict",
     413: "validation_error",
     415: "validation_error",

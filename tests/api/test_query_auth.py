@@ -105,3 +105,43 @@ def test_a_revoked_key_stops_working_within_the_cache_ttl(client, session, setti
     response = client.get("/ai/query/q_x", headers=key.headers)
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "authentication_error"
+
+
+def test_the_key_is_checked_before_the_body(client, session, settings) -> None:
+    """No key: 401 whatever the body. A valid key: an invalid body is 422 with the rate-limit headers,
+    and it spends a token like any request (a malformed body is no way around the limit)."""
+    for content in (b"{}", b"{not json", b"[]", b'{"query": 5}'):
+        response = client.post("/ai/query", content=content, headers={"Content-Type": "application/json"})
+        assert response.status_code == 401 and response.json()["error"]["code"] == "authentication_error", content
+    key = make_key(session, settings, permissions=["properties:read"])
+    response = client.post("/ai/query", content=b"{not json", headers={**key.headers, "Content-Type": "application/json"})
+    assert response.status_code == 403  # the permission too comes before the body
+    key = make_key(session, settings)
+    remaining = []
+    for content in (b"{not json", b"{}", b'{"query": 5}'):
+        response = client.post("/ai/query", content=content, headers={**key.headers, "Content-Type": "application/json"})
+        assert response.status_code == 422 and response.json()["error"]["code"] == "validation_error", content
+        remaining.append(int(response.headers["X-RateLimit-Remaining"]))
+    assert remaining == [149, 148, 147]
+
+
+def test_bodies_over_the_limit_and_odd_methods_get_the_error_format(client, session, settings) -> None:
+    key = make_key(session, settings)
+    big = b'{"query": "' + b"x" * (70 * 1024) + b'"}'
+    response = client.post("/ai/query", content=big, headers={**key.headers, "Content-Type": "application/json"})
+    assert response.status_code == 413 and response.json()["error"]["code"] == "validation_error"
+    chunked = iter([b'{"query": "', b"x" * (40 * 1024), b"x" * (40 * 1024), b'"}'])  # no Content-Length
+    response = client.post("/ai/query", content=chunked, headers={**key.headers, "Content-Type": "application/json"})
+    assert response.status_code == 413 and response.json()["error"]["details"] == {}
+    assert "larger than this endpoint accepts" in response.json()["error"]["message"]
+    response = client.put("/ai/query", json=QUESTION, headers=key.headers)
+    assert response.status_code == 405 and response.json()["error"]["code"] == "validation_error"
+    assert "POST" in response.headers["Allow"]
+
+
+def test_unparseable_webhook_urls_are_refused_not_crashed_on(client, session, settings) -> None:
+    key = make_key(session, settings)
+    for url in ("http://[::1/h", "http://[zz]/h", "http://exa\uff03mple.com/h", "http://ex\u2100ample.com/h"):
+        response = client.post("/ai/query", json={"query": "rent in Berlin", "webhook_url": url}, headers=key.headers)
+        assert response.status_code == 422 and response.json()["error"]["code"] == "validation_error", url
+        assert "webhook_url" in response.json()["error"]["message"]

@@ -12,11 +12,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter
 
-from insights.api.deps import RuntimeDep, requires
+from insights.api.deps import AuthFirstRoute, RuntimeDep, requires
 from insights.api.schemas import ERROR_RESPONSES, ListingIn, ListingsIn
 from insights.services.keys import Principal
 
-router = APIRouter(prefix="/ai/listings", tags=["listings"])
+#: Up to 10,000 listings of a few hundred bytes each.
+MAX_BODY_BYTES = 16 * 1024 * 1024
+
+router = APIRouter(prefix="/ai/listings", tags=["listings"], route_class=AuthFirstRoute)
 Writer = Annotated[Principal, requires("properties:write")]
 COLUMNS = list(ListingIn.model_fields)
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import pandas as pd
 from fastapi import APIRouter, Query
 
-from insights.api.deps import RuntimeDep, requires
+from insights.api.deps import AuthFirstRoute, RuntimeDep, requires
 from insights.api.schemas import ERROR_RESPONSES, PropertiesIn
 from insights.errors import ModelNotAvailable
 from insights.ml.scoring import score
@@ -15,7 +15,10 @@ from insights.services.keys import Principal
 from insights.storage import properties_repo
 from insights.worker.context import model_cache
 
-router = APIRouter(prefix="/ai/properties", tags=["properties"])
+#: Up to 1,000 properties of a few hundred bytes each, with room for their `extra` fields.
+MAX_BODY_BYTES = 8 * 1024 * 1024
+
+router = APIRouter(prefix="/ai/properties", tags=["properties"], route_class=AuthFirstRoute)
 Reader = Annotated[Principal, requires("properties:read")]
 Writer = Annotated[Principal, requires("properties:write")]
 
@@ -31,7 +34,7 @@ def put_properties(body: PropertiesIn, caller: Writer, runtime: RuntimeDep) -> d
 @router.get("", responses=ERROR_RESPONSES, summary="Your properties, a page at a time")
 def get_properties(
     caller: Reader, runtime: RuntimeDep,
-    page: Annotated[int, Query(ge=1)] = 1, limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1, limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> dict[str, Any]:
     """Properties ordered by id, with the platform's meta block."""
     with runtime.session_factory() as session:
