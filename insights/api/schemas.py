@@ -80,9 +80,12 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 class PropertyFeaturesIn(BaseModel):
-    """The canonical property features with their bounds, shared by properties and listings."""
+    """The canonical property features with their bounds, shared by properties and listings.
 
-    model_config = ConfigDict(extra="forbid")
+    Numbers must be finite: Python's JSON reader accepts `NaN` and `Infinity`, which are no rents or sizes.
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     city: str = Field(min_length=1, max_length=128, examples=["Berlin"])
     country: str | None = Field(default=None, max_length=64)
@@ -120,6 +123,17 @@ class PropertiesIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     properties: list[PropertyIn] = Field(min_length=1, max_length=1000)
+
+    @field_validator("properties")
+    @classmethod
+    def _one_row_per_id(cls, value: list[PropertyIn]) -> list[PropertyIn]:
+        first: dict[str, int] = {}
+        for i, row in enumerate(value):
+            if row.property_id in first:
+                raise ValueError(f"property_id {row.property_id!r} is given twice (items {first[row.property_id]} and {i}); "
+                                 "send each property once")
+            first[row.property_id] = i
+        return value
 
 
 class ListingIn(PropertyFeaturesIn):

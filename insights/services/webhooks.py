@@ -170,7 +170,10 @@ def validate_webhook_url(url: str) -> str:
         raise _bad_url(f"webhook_url is longer than {MAX_WEBHOOK_URL_LENGTH} characters")
     if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
         raise _bad_url("webhook_url must not contain whitespace or control characters")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "http://[::1/h": an unbalanced or invalid IPv6 host, a netloc NFKC-normalising to "#@?/:"
+        raise _bad_url("webhook_url is not a valid URL") from None
     if parts.scheme.lower() not in ("http", "https"):
         raise _bad_url("webhook_url must be an http:// or https:// URL")
     # Two parsers must agree that there is a host and no userinfo; disagreements are how

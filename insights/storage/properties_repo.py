@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from insights.data.schema import PROPERTY_FEATURES
@@ -15,7 +16,21 @@ from insights.storage.tables import PropertyPrediction, PropertyRow, utcnow
 
 
 def upsert_properties(session: Session, *, account_id: int, rows: list[dict[str, Any]], source: str = "api") -> dict[str, int]:
-    """Create or update the account's properties by `property_id` in one transaction; returns counts."""
+    """Create or update the account's properties by `property_id` in one transaction; returns counts.
+
+    A row given twice counts once, the last one winning. When another request creates one of the
+    same new properties at the same moment, the unique key stops the second insert; the batch is then
+    applied again over what is stored, as updates.
+    """
+    rows = list({row["property_id"]: row for row in rows}.values())
+    try:
+        return _upsert(session, account_id=account_id, rows=rows, source=source)
+    except IntegrityError:
+        session.rollback()
+        return _upsert(session, account_id=account_id, rows=rows, source=source)
+
+
+def _upsert(session: Session, *, account_id: int, rows: list[dict[str, Any]], source: str) -> dict[str, int]:
     ids = [row["property_id"] for row in rows]
     existing = {
         p.property_id: p

@@ -39,6 +39,52 @@ def test_another_accounts_property_is_not_found_and_bad_rows_are_refused(client,
     assert client.post("/ai/properties", json={"properties": [FLAT]}, headers=reader.headers).status_code == 403
 
 
+def test_hostile_portfolio_requests_are_refused_in_the_error_format(client, session, settings) -> None:
+    key = make_key(session, settings)
+    twice = client.post("/ai/properties", json={"properties": [FLAT, {**FLAT, "city": "Paris"}]}, headers=key.headers)
+    assert twice.status_code == 422 and "given twice" in twice.json()["error"]["message"]
+    for content in (b'{"properties": [{"property_id": "p1", "city": "Berlin", "size_sqm": Infinity}]}',
+                    b'{"properties": [{"property_id": "p1", "city": "Berlin", "extra": {"x": NaN}}]}',
+                    b'{"listings": [{"city": "Berlin", "monthly_rent": Infinity}]}'):
+        path = "/ai/listings" if b"listings" in content else "/ai/properties"
+        response = client.post(path, content=content, headers={**key.headers, "Content-Type": "application/json"})
+        assert response.status_code == 422 and response.json()["error"]["code"] == "validation_error", content
+    huge = client.get("/ai/properties?page=461168601842738792", headers=key.headers)
+    assert huge.status_code == 422 and huge.json()["error"]["code"] == "validation_error"
+    assert client.get("/ai/properties", headers=key.headers).json()["meta"]["total_count"] == 0  # nothing was stored
+
+
+def test_the_same_new_property_sent_twice_at_once_is_stored_once(runtime, session, settings) -> None:
+    """Two requests creating the same property at the same moment: the loser's insert hits the unique
+    key, and its batch is applied again as an update instead of failing."""
+    import threading
+
+    from insights.storage import properties_repo
+    from insights.storage.tables import PropertyRow
+    from sqlalchemy import func, select
+
+    account_id = make_key(session, settings).account_id
+    rows = [{**FLAT, "property_id": f"race_{i}"} for i in range(50)]
+    barrier, results, errors = threading.Barrier(4), [], []
+
+    def send() -> None:
+        with runtime.session_factory() as own:
+            barrier.wait()
+            try:
+                results.append(properties_repo.upsert_properties(own, account_id=account_id, rows=rows))
+            except Exception as exc:  # noqa: BLE001 - collected for the assertion
+                errors.append(exc)
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sum(r["created"] for r in results) == 50
+    assert session.scalar(select(func.count()).select_from(PropertyRow).where(PropertyRow.account_id == account_id)) == 50
+
+
 def test_listings_sent_through_the_api_are_ingested_by_the_nightly_run(runtime, client, session, settings) -> None:
     key = make_key(session, settings)
     rows = [{"listing_id": f"api-{i}", "city": "Berlin", "size_sqm": 50 + i, "monthly_rent": 900 + 10 * i,
