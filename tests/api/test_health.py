@@ -19,7 +19,7 @@ def test_health_is_down_when_redis_is_unreachable(runtime, client) -> None:
     runtime._redis = redis_client("redis://127.0.0.1:1/0")
     response = client.get("/health")
     assert response.status_code == 503
-    assert response.json()["redis"]["status"] == "down"
+    assert response.json()["redis"] == {"status": "down", "error": "ConnectionError"}  # public: no host or port
 
 
 def test_unknown_route_uses_the_error_format(client) -> None:
