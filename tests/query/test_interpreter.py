@@ -169,6 +169,7 @@ def test_furnished(text: str, furnished: bool) -> None:
         ("a townhouse", "house"), ("a condo", "condo"), ("a studio apartment", "studio"),
         ("a room in a shared flat", "room"), ("office space", "commercial"), ("a retail shop", "commercial"),
         ("a 3-room flat", "apartment"), ("a house with a big living room", "house"),
+        ("a semi-detached", "house"), ("a 3 bed terraced", "house"), ("a maisonette", "apartment"),
     ],
 )
 def test_property_type(text: str, kind: str) -> None:
@@ -214,6 +215,16 @@ def test_city_country_and_comparison_entities() -> None:
 )
 def test_intents_survive_paraphrase_and_typos(text: str, intent: str) -> None:
     assert interpret(text).intent == intent
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["am I allowed to evict my tenant in Hamburg", "legal limit on rent increases in Munich",
+     "what notice period applies when I raise the rent", "can a landlord keep the deposit for cleaning"],
+)
+def test_legal_questions_about_rent_are_unsupported(text: str) -> None:
+    """Rent words alone do not make a pricing question: the law of letting is not something this answers."""
+    assert interpret(text).intent == "unsupported"
 
 
 def test_every_intent_is_reachable_and_known() -> None:
