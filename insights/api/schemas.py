@@ -5,7 +5,23 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+def refuse_nul(value: Any) -> Any:
+    """`value` (raw request JSON) unchanged; ValueError when a text in it holds a NUL character, which
+    PostgreSQL cannot store: refused here, it cannot fail a database write shared with other requests."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("text must not contain NUL characters (\\u0000)")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            refuse_nul(key)
+            refuse_nul(item)
+    elif isinstance(value, list):
+        for item in value:
+            refuse_nul(item)
+    return value
 
 
 class ErrorDetail(BaseModel):
@@ -23,7 +39,16 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
-class QueryIn(BaseModel):
+class TextInput(BaseModel):
+    """A request model whose texts may not hold NUL characters (see `refuse_nul`)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        return refuse_nul(data)
+
+
+class QueryIn(TextInput):
     """A natural-language question, optionally with a webhook for the finished answer."""
 
     model_config = ConfigDict(extra="forbid")
@@ -79,7 +104,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-class PropertyFeaturesIn(BaseModel):
+class PropertyFeaturesIn(TextInput):
     """The canonical property features with their bounds, shared by properties and listings.
 
     Numbers must be finite: Python's JSON reader accepts `NaN` and `Infinity`, which are no rents or sizes.

@@ -58,7 +58,8 @@ def _upsert(session: Session, *, account_id: int, rows: list[dict[str, Any]], so
 
 def get_property(session: Session, *, account_id: int, property_id: str) -> PropertyRow:
     """The account's property; another account's is `NotFound`, never revealed."""
-    row = session.scalar(select(PropertyRow).where(PropertyRow.account_id == account_id, PropertyRow.property_id == property_id))
+    row = None if "\x00" in property_id else session.scalar(  # no stored id has a NUL, and PostgreSQL refuses one
+        select(PropertyRow).where(PropertyRow.account_id == account_id, PropertyRow.property_id == property_id))
     if row is None:
         raise NotFound(f"property {property_id!r} not found")
     return row

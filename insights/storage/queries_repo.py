@@ -29,7 +29,7 @@ def create_query(session: Session, *, account_id: int | None, text: str, webhook
 
 def get_query(session: Session, *, query_id: str, account_id: int | None) -> QueryRecord:
     """The account's query; another account's query is `NotFound`, never revealed."""
-    record = session.get(QueryRecord, query_id)
+    record = session.get(QueryRecord, query_id) if "\x00" not in query_id else None  # PostgreSQL refuses NUL
     if record is None or (account_id is not None and record.account_id != account_id):
         raise NotFound(f"query {query_id!r} not found")
     return record

@@ -49,6 +49,11 @@ def test_hostile_portfolio_requests_are_refused_in_the_error_format(client, sess
         path = "/ai/listings" if b"listings" in content else "/ai/properties"
         response = client.post(path, content=content, headers={**key.headers, "Content-Type": "application/json"})
         assert response.status_code == 422 and response.json()["error"]["code"] == "validation_error", content
+    for row in ({**FLAT, "city": "Ber\u0000lin"}, {**FLAT, "extra": {"note\u0000": "x"}}):
+        response = client.post("/ai/properties", json={"properties": [row]}, headers=key.headers)
+        assert response.status_code == 422 and "NUL" in response.json()["error"]["message"]
+    response = client.get("/ai/properties/prop%00/prediction", headers=key.headers)
+    assert response.status_code == 404 and response.json()["error"]["code"] == "resource_not_found"
     huge = client.get("/ai/properties?page=461168601842738792", headers=key.headers)
     assert huge.status_code == 422 and huge.json()["error"]["code"] == "validation_error"
     assert client.get("/ai/properties", headers=key.headers).json()["meta"]["total_count"] == 0  # nothing was stored

@@ -145,3 +145,14 @@ def test_unparseable_webhook_urls_are_refused_not_crashed_on(client, session, se
         response = client.post("/ai/query", json={"query": "rent in Berlin", "webhook_url": url}, headers=key.headers)
         assert response.status_code == 422 and response.json()["error"]["code"] == "validation_error", url
         assert "webhook_url" in response.json()["error"]["message"]
+
+
+def test_nul_characters_are_refused_before_the_database(client, session, settings) -> None:
+    """PostgreSQL cannot store or compare a text holding NUL: refused as input, never a 500 (and never a
+    failed group insert that would take other callers' queries with it)."""
+    key = make_key(session, settings)
+    response = client.post("/ai/query", json={"query": "rent in Berlin\u0000"}, headers=key.headers)
+    assert response.status_code == 422 and "NUL" in response.json()["error"]["message"]
+    assert client.post("/ai/query", json=QUESTION, headers=key.headers).status_code == 202
+    response = client.get("/ai/query/q_abc%00", headers=key.headers)
+    assert response.status_code == 404 and response.json()["error"]["code"] == "resource_not_found"

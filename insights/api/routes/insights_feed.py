@@ -13,6 +13,7 @@ from insights.api.feed_cache import FeedParams
 from insights.api.schemas import ErrorResponse
 
 router = APIRouter(prefix="/ai", tags=["insights"])
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL cannot compare with a text holding NUL
 
 CACHE_CONTROL = "public, max-age=60, stale-while-revalidate=300"
 """Insights change once per publish (nightly): clients and proxies may keep a page for a minute."""
@@ -72,8 +73,8 @@ async def list_insights(
     request: Request,
     page: Annotated[int | None, Query(ge=1, le=100_000, description="Page number; adds the meta block")] = None,
     limit: Annotated[int, Query(ge=1, le=defaults.FEED_MAX_PAGE_SIZE)] = defaults.FEED_PAGE_SIZE,
-    city: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
-    kind: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    city: Annotated[str | None, Query(min_length=1, max_length=128, pattern=NO_NUL)] = None,
+    kind: Annotated[str | None, Query(min_length=1, max_length=64, pattern=NO_NUL)] = None,
     min_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
 ) -> Any:
     """Served from a cache that each publish refreshes, with ETag/If-None-Match and Cache-Control.
