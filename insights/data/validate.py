@@ -92,8 +92,13 @@ def _column_checks(name: str, ctype: str) -> list[pa.Check]:
     if ctype == "datetime":
         return [pa.Check.in_range(*_DATE_RANGE, error="must be between 1900 and 2100")]
     if name in TEXT_LIMITS:
-        return [pa.Check.str_length(max_value=TEXT_LIMITS[name], error=f"longer than {TEXT_LIMITS[name]} characters")]
+        return [pa.Check.str_length(max_value=TEXT_LIMITS[name], error=f"longer than {TEXT_LIMITS[name]} characters"),
+                pa.Check(_no_nul, error="contains a NUL character (PostgreSQL cannot store it)")]
     return []
+
+
+def _no_nul(values: pd.Series) -> pd.Series:
+    return ~values.astype("string").str.contains("\x00", regex=False).fillna(False)
 
 
 def _row_checks(kind: Kind) -> list[pa.Check]:

@@ -121,6 +121,14 @@ def test_overlong_text_is_rejected_before_it_reaches_the_database(tmp_path: Path
     assert rejects["reason"].iloc[0].startswith("city: longer than 128 characters")
 
 
+def test_a_nul_character_past_the_binary_sniff_rejects_its_row_only(tmp_path: Path) -> None:
+    good = "".join(f"Berlin,{900 + i}\n" for i in range(8000))  # past the 64 KiB the reader sniffs for binary
+    path = write(tmp_path / "f.csv", f"city,monthly_rent\n{good}Ber\x00lin,900\nHamburg,950\n")
+    clean, rejects = load_canonical(path, kind="listings")
+    assert len(clean) == 8001 and len(rejects) == 1
+    assert rejects["reason"].iloc[0].startswith("city: contains a NUL character")
+
+
 def test_exact_duplicates_are_dropped_and_counted(tmp_path: Path) -> None:
     path = write(tmp_path / "f.csv", "city,monthly_rent\nOslo,900\nOslo,900\nOslo,901\n")
     clean, _ = load_canonical(path, kind="listings")
