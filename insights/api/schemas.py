@@ -39,6 +39,13 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+def refuse_bool(value: Any) -> Any:
+    """`value` unchanged; ValueError for true/false, which pydantic would otherwise take as the number 1 or 0."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    return value
+
+
 class TextInput(BaseModel):
     """A request model whose texts may not hold NUL characters (see `refuse_nul`)."""
 
@@ -133,6 +140,13 @@ class PropertyFeaturesIn(TextInput):
     pets_allowed: bool | None = None
 
 
+    @field_validator("latitude", "longitude", "bedrooms", "rooms", "bathrooms", "size_sqm", "floor", "total_floors",
+                     "year_built", mode="before")
+    @classmethod
+    def _number_not_bool(cls, value: Any) -> Any:
+        return refuse_bool(value)
+
+
 class PropertyIn(PropertyFeaturesIn):
     """One property of the caller's portfolio, in the canonical schema (only `property_id` and `city` required)."""
 
@@ -171,6 +185,11 @@ class ListingIn(PropertyFeaturesIn):
     listed_at: date | None = None
     monthly_rent: float = Field(gt=0, examples=[1450])
     currency: str | None = Field(default=None, min_length=3, max_length=3, examples=["EUR"])
+
+    @field_validator("monthly_rent", mode="before")
+    @classmethod
+    def _rent_not_bool(cls, value: Any) -> Any:
+        return refuse_bool(value)
 
 
 class ListingsIn(BaseModel):

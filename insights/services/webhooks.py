@@ -252,9 +252,11 @@ def _bad_url(message: str) -> InvalidInput:
 
 def _httpx_url(url: str) -> httpx.URL:
     try:
-        return httpx.URL(url)
+        parsed = httpx.URL(url)
+        parsed.host, parsed.userinfo  # decoded on first read: "http://xn--a.com/" fails only here (IDNAError)
     except (httpx.InvalidURL, ValueError, TypeError):
         raise _bad_url("webhook_url is not a valid URL") from None
+    return parsed
 
 
 def _prepare(session_factory: sessionmaker[Session], *, event_id: int, secret: str) -> _Request | DeliveryOutcome:

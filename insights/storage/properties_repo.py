@@ -19,15 +19,21 @@ def upsert_properties(session: Session, *, account_id: int, rows: list[dict[str,
     """Create or update the account's properties by `property_id` in one transaction; returns counts.
 
     A row given twice counts once, the last one winning. When another request creates one of the
-    same new properties at the same moment, the unique key stops the second insert; the batch is then
-    applied again over what is stored, as updates.
+    same new properties at the same moment, the unique key stops this insert; the batch is then
+    applied again over what is stored (those rows as updates). Each such clash means another request
+    stored a row this one will find, so a few attempts settle even heavy overlap.
     """
     rows = list({row["property_id"]: row for row in rows}.values())
-    try:
-        return _upsert(session, account_id=account_id, rows=rows, source=source)
-    except IntegrityError:
-        session.rollback()
-        return _upsert(session, account_id=account_id, rows=rows, source=source)
+    for _ in range(UPSERT_ATTEMPTS - 1):
+        try:
+            return _upsert(session, account_id=account_id, rows=rows, source=source)
+        except IntegrityError:
+            session.rollback()
+    return _upsert(session, account_id=account_id, rows=rows, source=source)
+
+
+#: Attempts of one batch whose new properties other requests keep creating at the same moment.
+UPSERT_ATTEMPTS = 10
 
 
 def _upsert(session: Session, *, account_id: int, rows: list[dict[str, Any]], source: str) -> dict[str, int]:

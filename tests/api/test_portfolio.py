@@ -45,7 +45,9 @@ def test_hostile_portfolio_requests_are_refused_in_the_error_format(client, sess
     assert twice.status_code == 422 and "given twice" in twice.json()["error"]["message"]
     for content in (b'{"properties": [{"property_id": "p1", "city": "Berlin", "size_sqm": Infinity}]}',
                     b'{"properties": [{"property_id": "p1", "city": "Berlin", "extra": {"x": NaN}}]}',
-                    b'{"listings": [{"city": "Berlin", "monthly_rent": Infinity}]}'):
+                    b'{"listings": [{"city": "Berlin", "monthly_rent": Infinity}]}',
+                    b'{"listings": [{"city": "Berlin", "monthly_rent": true}]}',  # not a rent of 1
+                    b'{"properties": [{"property_id": "p1", "city": "Berlin", "bedrooms": false}]}'):
         path = "/ai/listings" if b"listings" in content else "/ai/properties"
         response = client.post(path, content=content, headers={**key.headers, "Content-Type": "application/json"})
         assert response.status_code == 422 and response.json()["error"]["code"] == "validation_error", content
@@ -59,9 +61,9 @@ def test_hostile_portfolio_requests_are_refused_in_the_error_format(client, sess
     assert client.get("/ai/properties", headers=key.headers).json()["meta"]["total_count"] == 0  # nothing was stored
 
 
-def test_the_same_new_property_sent_twice_at_once_is_stored_once(runtime, session, settings) -> None:
-    """Two requests creating the same property at the same moment: the loser's insert hits the unique
-    key, and its batch is applied again as an update instead of failing."""
+def test_the_same_new_properties_sent_at_once_are_stored_once(runtime, session, settings) -> None:
+    """Requests creating overlapping new properties at the same moment: a loser's insert hits the unique
+    key, and its batch is applied again over what is stored instead of failing."""
     import threading
 
     from insights.storage import properties_repo
@@ -69,25 +71,27 @@ def test_the_same_new_property_sent_twice_at_once_is_stored_once(runtime, sessio
     from sqlalchemy import func, select
 
     account_id = make_key(session, settings).account_id
-    rows = [{**FLAT, "property_id": f"race_{i}"} for i in range(50)]
-    barrier, results, errors = threading.Barrier(4), [], []
+    rows = [{**FLAT, "property_id": f"race_{i}"} for i in range(60)]
+    senders = 8
+    barrier, results, errors = threading.Barrier(senders), [], []
 
-    def send() -> None:
+    def send(k: int) -> None:  # each sends 40 of the 60, starting at its own offset
+        batch = [rows[(k * 7 + j) % len(rows)] for j in range(40)]
         with runtime.session_factory() as own:
             barrier.wait()
             try:
-                results.append(properties_repo.upsert_properties(own, account_id=account_id, rows=rows))
+                results.append(properties_repo.upsert_properties(own, account_id=account_id, rows=batch))
             except Exception as exc:  # noqa: BLE001 - collected for the assertion
                 errors.append(exc)
 
-    threads = [threading.Thread(target=send) for _ in range(4)]
+    threads = [threading.Thread(target=send, args=(k,)) for k in range(senders)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert errors == []
-    assert sum(r["created"] for r in results) == 50
-    assert session.scalar(select(func.count()).select_from(PropertyRow).where(PropertyRow.account_id == account_id)) == 50
+    assert sum(r["created"] for r in results) == 60  # each property created by exactly one request
+    assert session.scalar(select(func.count()).select_from(PropertyRow).where(PropertyRow.account_id == account_id)) == 60
 
 
 def test_listings_sent_through_the_api_are_ingested_by_the_nightly_run(runtime, client, session, settings) -> None:

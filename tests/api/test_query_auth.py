@@ -141,7 +141,8 @@ def test_bodies_over_the_limit_and_odd_methods_get_the_error_format(client, sess
 
 def test_unparseable_webhook_urls_are_refused_not_crashed_on(client, session, settings) -> None:
     key = make_key(session, settings)
-    for url in ("http://[::1/h", "http://[zz]/h", "http://exa\uff03mple.com/h", "http://ex\u2100ample.com/h"):
+    for url in ("http://[::1/h", "http://[zz]/h", "http://exa\uff03mple.com/h", "http://ex\u2100ample.com/h",
+                "http://xn--/h", "http://xn--a.com/h", "https://xn--ls8h.la/"):  # the last: IDNA 2008 has no emoji
         response = client.post("/ai/query", json={"query": "rent in Berlin", "webhook_url": url}, headers=key.headers)
         assert response.status_code == 422 and response.json()["error"]["code"] == "validation_error", url
         assert "webhook_url" in response.json()["error"]["message"]
