@@ -24,17 +24,21 @@ from insights.services import keys, ratelimit
 from insights.services.keys import Principal, require
 
 
-def get_runtime(request: Request) -> Runtime:
+# The dependencies are `async def` although they do no I/O: FastAPI runs a plain `def` dependency in
+# the thread pool, a hop that costs more than the whole of some routes.
+
+
+async def get_runtime(request: Request) -> Runtime:
     """The process's runtime, opened by the app's lifespan."""
     return request.app.state.runtime
 
 
-def get_settings(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Settings:
+async def get_settings(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Settings:
     """The process's settings."""
     return runtime.settings
 
 
-def get_redis(runtime: Annotated[Runtime, Depends(get_runtime)]) -> redis.Redis:
+async def get_redis(runtime: Annotated[Runtime, Depends(get_runtime)]) -> redis.Redis:
     """The shared Redis client."""
     return runtime.redis
 
@@ -100,15 +104,15 @@ def async_redis(request: Request, runtime: Runtime) -> aioredis.Redis:
 def requires(permission: str):  # type: ignore[no-untyped-def]
     """A dependency: the authenticated, rate-limited caller, who must hold `permission`."""
 
-    async def dependency(request: Request, runtime: RuntimeDep) -> Principal:
-        return await authorize(request, runtime, permission)
+    async def dependency(request: Request) -> Principal:
+        return await authorize(request, request.app.state.runtime, permission)
 
     dependency.permission = permission  # type: ignore[attr-defined]  # read by AuthFirstRoute
     return Depends(dependency)
 
 
-async def _any_caller(request: Request, runtime: RuntimeDep) -> Principal:
-    return await authenticate(request, runtime)
+async def _any_caller(request: Request) -> Principal:
+    return await authenticate(request, request.app.state.runtime)
 
 
 AnyCallerDep = Annotated[Principal, Depends(_any_caller)]
