@@ -66,7 +66,8 @@ class QueryIn(TextInput):
     @field_validator("query")
     @classmethod
     def _not_blank(cls, value: str) -> str:
-        if not value.strip():
+        # Spaces and invisible characters (zero-width spaces, joiners, byte-order marks) are no question.
+        if not any(ch.isprintable() and not ch.isspace() for ch in value):
             raise ValueError("query must contain text")
         return value.strip()
 

@@ -55,7 +55,7 @@ def test_another_accounts_query_is_not_found(client, session, settings) -> None:
 
 def test_invalid_bodies_get_422_in_the_error_format(client, session, settings) -> None:
     key = make_key(session, settings)
-    for body in ({}, {"query": ""}, {"query": "   "}, {"query": "x" * 2001}, {"query": 5},
+    for body in ({}, {"query": ""}, {"query": "   "}, {"query": "\u200b\u200d\ufeff \u2060"}, {"query": "x" * 2001}, {"query": 5},
                  {"query": "rent in Berlin", "webhook_url": "ftp://example.com/x"}, {"query": "a", "extra": 1}):
         response = client.post("/ai/query", json=body, headers=key.headers)
         assert response.status_code == 422, body
