@@ -15,6 +15,10 @@ from insights.errors import NotFound
 from insights.storage.tables import PropertyPrediction, PropertyRow, utcnow
 
 
+#: Attempts of one batch whose new properties other requests keep creating at the same moment.
+UPSERT_ATTEMPTS = 10
+
+
 def upsert_properties(session: Session, *, account_id: int, rows: list[dict[str, Any]], source: str = "api") -> dict[str, int]:
     """Create or update the account's properties by `property_id` in one transaction; returns counts.
 
@@ -30,10 +34,6 @@ def upsert_properties(session: Session, *, account_id: int, rows: list[dict[str,
         except IntegrityError:
             session.rollback()
     return _upsert(session, account_id=account_id, rows=rows, source=source)
-
-
-#: Attempts of one batch whose new properties other requests keep creating at the same moment.
-UPSERT_ATTEMPTS = 10
 
 
 def _upsert(session: Session, *, account_id: int, rows: list[dict[str, Any]], source: str) -> dict[str, int]:
