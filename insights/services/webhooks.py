@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
+import socket
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -161,8 +163,10 @@ def validate_webhook_url(url: str) -> str:
     """Return `url` if it is an acceptable webhook URL, else raise InvalidInput.
 
     Accepted: absolute http(s) URLs with a host, at most `MAX_WEBHOOK_URL_LENGTH` characters, without
-    credentials, whitespace or control characters. Loopback and private addresses are allowed on
-    purpose (local receivers, tests); restrict egress at the network if that matters.
+    credentials, whitespace or control characters, and not written as a link-local, multicast or
+    unspecified address (the cloud metadata service at 169.254.169.254 above all). Loopback and
+    private addresses are allowed on purpose (local receivers, tests), and names are not resolved
+    here: restrict egress at the network if that matters.
     """
     if not isinstance(url, str) or not url:
         raise _bad_url("webhook_url is required")
@@ -183,6 +187,9 @@ def validate_webhook_url(url: str) -> str:
         raise _bad_url("webhook_url must not contain credentials")
     if not parts.hostname or not parsed.host:
         raise _bad_url("webhook_url must have a host")
+    if _unroutable(parsed.host):
+        raise _bad_url("webhook_url must not point at a link-local, multicast or unspecified address "
+                       "(such as a cloud metadata service)")
     try:
         parts.port
     except ValueError:
@@ -248,6 +255,23 @@ def _parse_signature(header: str | None) -> tuple[int, list[str]] | None:
 
 def _bad_url(message: str) -> InvalidInput:
     return InvalidInput(message, details={"field": "webhook_url"})
+
+
+def _unroutable(host: str) -> bool:
+    """Whether `host`, written as an address, is link-local (169.254.169.254, the cloud metadata service),
+    multicast or unspecified. Every form the system's resolver reads as a number counts ("2852039166",
+    "0xA9FEA9FE", "0251.0376.0251.0376", "::ffff:169.254.169.254"); names are not resolved here."""
+    text = host.strip("[]").split("%", 1)[0]  # an IPv6 zone ("fe80::1%eth0") is no part of the address
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(text)
+    except ValueError:
+        try:
+            address = ipaddress.IPv4Address(socket.inet_aton(text))  # the resolver's numeric forms
+        except OSError:
+            return False  # a name
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_link_local or address.is_multicast or address.is_unspecified
 
 
 def _httpx_url(url: str) -> httpx.URL:

@@ -84,7 +84,7 @@ def test_signing_secrets_are_per_account_and_not_the_server_secret() -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["https://hooks.example.com/leaseora", "http://127.0.0.1:8080/hook?x=1", "http://[::1]:9000/"]
+    "url", ["https://hooks.example.com/leaseora", "http://127.0.0.1:8080/hook?x=1", "http://[::1]:9000/", "http://10.0.0.5/h"]
 )
 def test_valid_webhook_urls(url: str) -> None:
     assert webhooks.validate_webhook_url(url) == url
@@ -107,6 +107,10 @@ def test_valid_webhook_urls(url: str) -> None:
         "https://exa mple.com/",
         "https://example.com/\r\nX-Injected: 1",
         "https://example.com/" + "a" * 2100,
+        # The cloud metadata service and other unroutable addresses, in every numeric spelling:
+        "http://169.254.169.254/latest/meta-data/", "http://2852039166/", "http://0xA9FEA9FE/",
+        "http://169.254.43518/", "http://[::ffff:169.254.169.254]/", "http://[fe80::1%25eth0]/",
+        "http://0.0.0.0:8080/", "http://0/", "http://224.0.0.1/",
     ],
 )
 def test_invalid_webhook_urls(url: str) -> None:
