@@ -140,7 +140,6 @@ class PropertyFeaturesIn(TextInput):
     elevator: bool | None = None
     pets_allowed: bool | None = None
 
-
     @field_validator("latitude", "longitude", "bedrooms", "rooms", "bathrooms", "size_sqm", "floor", "total_floors",
                      "year_built", mode="before")
     @classmethod

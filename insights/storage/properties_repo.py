@@ -22,12 +22,11 @@ UPSERT_ATTEMPTS = 10
 def upsert_properties(session: Session, *, account_id: int, rows: list[dict[str, Any]], source: str = "api") -> dict[str, int]:
     """Create or update the account's properties by `property_id` in one transaction; returns counts.
 
-    A row given twice counts once, the last one winning. When another request creates one of the
-    same new properties at the same moment, the unique key stops this insert; the batch is then
+    Each `property_id` comes once (`PropertiesIn` refuses a batch naming one twice). When another
+    request creates one of the same new properties at the same moment, the unique key stops this insert; the batch is then
     applied again over what is stored (those rows as updates). Each such clash means another request
     stored a row this one will find, so a few attempts settle even heavy overlap.
     """
-    rows = list({row["property_id"]: row for row in rows}.values())
     for _ in range(UPSERT_ATTEMPTS - 1):
         try:
             return _upsert(session, account_id=account_id, rows=rows, source=source)
